@@ -1,0 +1,119 @@
+"""Shared machinery of the clipped-policy constraints: validation, KL term, metrics.
+
+A constraint turns a `PolicyBatch` into a `LossOutput`. Subclasses decide which clip range
+and KL coefficient each token gets and which tokens carry gradient; the maths is in
+`archer.ops`. A constraint may split its update into phases (Lopti): `phases` lists
+callables, and the trainer runs one optimizer step per phase.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from torch import Tensor
+
+from archer import ops
+from archer.types import LossOutput, PolicyBatch
+from archer.validation import ConfigError, check_choice, check_non_negative
+
+
+class ClippedPolicyConstraint:
+    """Base of the PPO-clip constraints.
+
+    Args:
+        aggregation: how per-token losses become a scalar; one of `ops.AGGREGATIONS`.
+        dual_clip: the dual-clip bound c (> 1) for negative advantages, or None.
+        kl_estimator: one of `ops.KL_ESTIMATORS`; "k3" is the reference's low_var_kl.
+        norm_length: the constant length of `seq_mean_token_sum_norm` (max response tokens).
+    """
+
+    name = "constraint"
+
+    def __init__(
+        self,
+        aggregation: str = "token_mean",
+        dual_clip: float | None = 10.0,
+        kl_estimator: str = "k3",
+        norm_length: int | None = None,
+    ):
+        self.aggregation = check_choice("constraint.aggregation", aggregation, ops.AGGREGATIONS)
+        self.kl_estimator = check_choice("constraint.kl_estimator", kl_estimator, ops.KL_ESTIMATORS)
+        if dual_clip is not None and dual_clip <= 1.0:
+            raise ConfigError(f"constraint.dual_clip must be > 1 (or null for none), got {dual_clip}; the paper uses 10")
+        self.dual_clip = dual_clip
+        if aggregation == "seq_mean_token_sum_norm" and (norm_length is None or norm_length <= 0):
+            raise ConfigError(
+                f"constraint.norm_length must be a positive int with aggregation=seq_mean_token_sum_norm, got "
+                f"{norm_length}; set it to the max response length (rollout.max_new_tokens)"
+            )
+        self.norm_length = norm_length
+
+    # -- what the trainer asks -----------------------------------------------------------
+
+    @property
+    def phases(self) -> Sequence[Callable[[PolicyBatch], LossOutput]]:
+        """The update phases, each run with its own optimizer step; one for most strategies."""
+        return (self,)
+
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the loss uses reference log-probs (False lets the trainer skip that pass)."""
+        return False
+
+    @property
+    def needs_classes(self) -> bool:
+        """Whether the loss reads `PolicyBatch.high_entropy`."""
+        return False
+
+    def __call__(self, batch: PolicyBatch) -> LossOutput:
+        raise NotImplementedError
+
+    # -- helpers for subclasses -----------------------------------------------------------
+
+    def _aggregate(self, values: Tensor, mask: Tensor, batch: PolicyBatch, mode: str | None = None) -> Tensor:
+        return ops.aggregate(
+            values, mask, mode or self.aggregation, batch.num_tokens, batch.num_sequences, self.norm_length
+        )
+
+    def _kl(self, batch: PolicyBatch) -> Tensor:
+        if batch.ref_logprobs is None:
+            raise ValueError(
+                f"{type(self).__name__} has a KL coefficient > 0 but PolicyBatch.ref_logprobs is None; "
+                "the trainer must run the reference pass (or set the KL coefficient to 0)"
+            )
+        return ops.kl_penalty(batch.logprobs, batch.ref_logprobs, self.kl_estimator)
+
+    def _metrics(self, batch: PolicyBatch, surrogate: dict[str, Tensor], kl: Tensor | None) -> dict[str, Tensor]:
+        """Overall and per-class statistics of this micro-batch (detached)."""
+        mask = batch.response_mask
+        classes = {"": mask}
+        if batch.high_entropy is not None:
+            classes["_high"] = batch.high_entropy & mask
+            classes["_low"] = mask & ~batch.high_entropy
+        metrics: dict[str, Tensor] = {}
+        ratio = surrogate["ratio"]
+        count = mask.sum().clamp(min=1)
+        clipped = surrogate["clipped_high"] | surrogate["clipped_low"]
+        for suffix, cls in classes.items():
+            metrics[f"loss/clipfrac{suffix}"] = ops.masked_mean(clipped.float(), cls)
+            metrics[f"loss/clipfrac_upper{suffix}"] = ops.masked_mean(surrogate["clipped_high"].float(), cls)
+            metrics[f"loss/clipfrac_lower{suffix}"] = ops.masked_mean(surrogate["clipped_low"].float(), cls)
+            metrics[f"loss/ratio_mean{suffix}"] = ops.masked_mean(ratio, cls)
+            metrics[f"loss/ratio_max{suffix}"] = ratio.masked_fill(~cls, 0.0).max()
+            if kl is not None:
+                metrics[f"loss/kl{suffix}"] = ops.masked_mean(kl.detach(), cls)
+            if batch.entropy is not None:
+                metrics[f"loss/entropy{suffix}"] = ops.masked_mean(batch.entropy.detach(), cls)
+            if suffix:
+                metrics[f"loss/token_share{suffix}"] = cls.sum() / count
+        metrics["loss/clipfrac_dual"] = ops.masked_mean(surrogate["clipped_dual"].float(), mask)
+        return {k: v.detach().float() for k, v in metrics.items()}
+
+
+def check_eps(prefix: str, eps_low: float, eps_high: float) -> tuple[float, float]:
+    """Clip ranges must be non-negative and eps_low below 1 (the lower bound 1 - eps_low > 0)."""
+    check_non_negative(f"{prefix}.eps_low", eps_low)
+    check_non_negative(f"{prefix}.eps_high", eps_high)
+    if eps_low >= 1:
+        raise ConfigError(f"{prefix}.eps_low must be < 1 (the ratio's lower bound 1 - eps_low > 0), got {eps_low}")
+    return float(eps_low), float(eps_high)
