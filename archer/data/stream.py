@@ -1,0 +1,68 @@
+"""Which prompts each RL step trains on: a pure function of (seed, step).
+
+The batch of step k is the k-th slice of an endless sequence of seeded permutations of the
+training set (a new permutation per pass). Refill draws for DAPO-style dynamic sampling
+come from their own seeded stream. Because nothing is mutable, resuming at step k needs
+only k: the module stores its step in the checkpoint and the loader restarts from there.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+
+from archer.types import Sample
+from archer.validation import ConfigError
+
+
+class PromptStream:
+    """Deterministic prompt batches over a list of samples.
+
+    Args:
+        samples: the training prompts.
+        prompts_per_step: prompts (groups) per RL step.
+        seed: the run's seed.
+    """
+
+    def __init__(self, samples: list[Sample], prompts_per_step: int, seed: int = 0):
+        if prompts_per_step < 1:
+            raise ConfigError(f"rl.prompts_per_step must be >= 1, got {prompts_per_step}")
+        if not samples:
+            raise ConfigError("the training set is empty; check the data config")
+        self.samples, self.prompts_per_step, self.seed = samples, prompts_per_step, seed
+        self._orders: dict[int, list[int]] = {}
+
+    def _order(self, epoch: int) -> list[int]:
+        if epoch not in self._orders:
+            order = list(range(len(self.samples)))
+            random.Random(f"{self.seed}/epoch/{epoch}").shuffle(order)
+            self._orders = {epoch: order}  # keep one pass in memory
+        return self._orders[epoch]
+
+    def batch(self, step: int) -> list[Sample]:
+        """The prompts of RL step `step` (0-based)."""
+        n = len(self.samples)
+        out = []
+        for position in range(step * self.prompts_per_step, (step + 1) * self.prompts_per_step):
+            out.append(self.samples[self._order(position // n)[position % n]])
+        return out
+
+    def refill(self, step: int, attempt: int, count: int) -> list[Sample]:
+        """`count` extra prompts for refill `attempt` of step `step` (seeded, with replacement
+        across attempts)."""
+        rng = random.Random(f"{self.seed}/refill/{step}/{attempt}")
+        return [self.samples[rng.randrange(len(self.samples))] for _ in range(count)]
+
+
+class StepLoader:
+    """The module's train loader: yields step indices `start .. total - 1`.
+
+    It has no `__len__` on purpose: Lightning then ends the epoch when it stops, whatever
+    step a resumed run starts from.
+    """
+
+    def __init__(self, start: int, total: int):
+        self.start, self.total = start, total
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.start, self.total))

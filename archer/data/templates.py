@@ -1,0 +1,65 @@
+"""Prompt templates: how a `Sample` becomes prompt token ids.
+
+- `PlainTemplate`: a format string, no chat markup (the tiny default; base models).
+- `ChatTemplate`: the tokenizer's chat template when it has one, else `fallback`; with the
+  R1-style instruction to put the final answer in \\boxed{} for math.
+"""
+
+from __future__ import annotations
+
+from archer.types import Sample
+
+R1_MATH_INSTRUCTION = "Let's think step by step and output the final answer within \\boxed{}."
+
+
+class PlainTemplate:
+    """`format` with `{problem}` filled in, encoded without special tokens.
+
+    Args:
+        format: e.g. "{problem}=" or "Question: {problem}\\nAnswer:".
+        add_bos: prepend the tokenizer's BOS token when it has one.
+    """
+
+    def __init__(self, format: str = "{problem}\n", add_bos: bool = True):
+        if "{problem}" not in format:
+            raise ValueError(f"data.template.format must contain '{{problem}}', got {format!r}")
+        self.format, self.add_bos = format, add_bos
+
+    def text(self, sample: Sample, tokenizer) -> str:
+        return self.format.format(problem=sample.problem)
+
+    def encode(self, sample: Sample, tokenizer) -> list[int]:
+        ids = tokenizer.encode(self.text(sample, tokenizer), add_special_tokens=False)
+        if self.add_bos and tokenizer.bos_token_id is not None:
+            ids = [tokenizer.bos_token_id, *ids]
+        return ids
+
+
+class ChatTemplate(PlainTemplate):
+    """The tokenizer's chat template with one user turn: problem + instruction.
+
+    Args:
+        instruction: appended to the problem ("" for none).
+        system: optional system message.
+        fallback: format used when the tokenizer has no chat template.
+    """
+
+    def __init__(self, instruction: str = R1_MATH_INSTRUCTION, system: str | None = None,
+                 fallback: str = "Question: {problem}\nAnswer: "):
+        super().__init__(fallback, add_bos=True)
+        self.instruction, self.system = instruction, system
+
+    def text(self, sample: Sample, tokenizer) -> str:
+        content = f"{sample.problem} {self.instruction}".strip()
+        if not getattr(tokenizer, "chat_template", None):
+            return self.format.format(problem=content)
+        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [
+            {"role": "user", "content": content}
+        ]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def encode(self, sample: Sample, tokenizer) -> list[int]:
+        if not getattr(tokenizer, "chat_template", None):
+            return super().encode(sample, tokenizer)
+        # The chat template already holds any BOS it needs.
+        return tokenizer.encode(self.text(sample, tokenizer), add_special_tokens=False)

@@ -1,0 +1,50 @@
+"""Export a trained policy in Hugging Face format, from a live module or a checkpoint.
+
+Archer checkpoints carry the policy's config and the tokenizer files, so a checkpoint
+alone rebuilds a folder that `model.path=...` (or any transformers user) loads.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+from archer.validation import ConfigError
+
+
+def tokenizer_snapshot(tokenizer) -> dict[str, bytes]:
+    """The files `save_pretrained` writes for this tokenizer, as bytes."""
+    with tempfile.TemporaryDirectory() as folder:
+        tokenizer.save_pretrained(folder)
+        return {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+
+
+def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
+    """Write the policy of an Archer checkpoint as a Hugging Face folder."""
+    ckpt_path = Path(ckpt_path)
+    try:
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise ConfigError(f"{ckpt_path}: not a readable checkpoint ({err}); pick another file from the run's checkpoints/") from err
+    if "archer" not in checkpoint:
+        raise ConfigError(f"{ckpt_path}: a checkpoint without an 'archer' entry; was it written by archer-train?")
+    meta = checkpoint["archer"]
+    config_dict = dict(meta["policy_config"])
+    config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
+    model = AutoModelForCausalLM.from_config(config)
+    state = {k[len("policy."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("policy.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    # tied embeddings legitimately appear only once in the state dict
+    missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]
+    if missing or unexpected:
+        raise ConfigError(f"{ckpt_path}: policy weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    for name, data in meta["tokenizer_files"].items():
+        (out_dir / name).write_bytes(data)
+    AutoTokenizer.from_pretrained(out_dir)  # fail now, not at the next load, if something is off
+    return out_dir

@@ -1,0 +1,295 @@
+"""ArcherModule: the RL step as a LightningModule (DESIGN.md, "One RL step").
+
+The module owns the policy and the frozen reference model and composes injected
+components; `training_step` reads like the algorithm. Manual optimization: one RL step
+makes ppo_epochs x mini-batches x phases optimizer steps.
+
+Deliberate departures from the reference code, each a config choice: entropy can come from
+the old policy (`rl.entropy_source=old`) instead of the current one; the no-grad old/ref
+passes run in eval mode; the reference pass is skipped when no KL coefficient is > 0.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+from torch import Tensor
+
+from archer.classifiers import NoTokenClassifier
+from archer.data.stream import PromptStream, StepLoader
+from archer.experience import Experience, collect_experience
+from archer.forward import response_logprobs
+from archer.metrics import repetition_ratio
+from archer.sampling import KeepAllGroups, NoOverlongHandling
+from archer.timing import PhaseTimer
+from archer.types import LossOutput, PolicyBatch, Sample, TokenStats
+from archer.validation import ConfigError, check_choice
+from archer.verifiers.runner import ScoringRunner
+
+
+@dataclass(frozen=True)
+class RLSchedule:
+    """The shape of one RL step (PAPER.md section 4 for the paper's values).
+
+    Args:
+        steps: RL steps to run (each: one rollout, several optimizer steps).
+        prompts_per_step: prompts (groups) per rollout.
+        samples_per_prompt: G, responses per prompt.
+        ppo_epochs: passes over the rollout (the clip ranges only matter after the first
+            optimizer step, when the policy has moved off the rollout policy).
+        mini_batch_prompts: prompts per optimizer step; must divide prompts_per_step.
+        micro_batch_size: sequences per forward/backward (gradient accumulation).
+        entropy_source: "current" (reference code: recomputed in every micro-batch) or
+            "old" (computed once per rollout, before any update).
+        grad_clip: max global grad norm.
+        log_text_every: every N steps a TensorBoard text sample with classes marked (0: never).
+    """
+
+    steps: int = 40
+    prompts_per_step: int = 16
+    samples_per_prompt: int = 8
+    ppo_epochs: int = 2
+    mini_batch_prompts: int = 8
+    micro_batch_size: int = 64
+    entropy_source: str = "current"
+    grad_clip: float = 1.0
+    log_text_every: int = 10
+
+    def __post_init__(self):
+        for key in ("steps", "prompts_per_step", "samples_per_prompt", "ppo_epochs", "mini_batch_prompts", "micro_batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"rl.{key} must be >= 1, got {getattr(self, key)}")
+        if self.prompts_per_step % self.mini_batch_prompts:
+            raise ConfigError(
+                f"rl.mini_batch_prompts ({self.mini_batch_prompts}) must divide rl.prompts_per_step "
+                f"({self.prompts_per_step}); e.g. set rl.mini_batch_prompts={_largest_divisor(self.prompts_per_step, self.mini_batch_prompts)}"
+            )
+        check_choice("rl.entropy_source", self.entropy_source, ("current", "old"))
+
+
+def _largest_divisor(n: int, at_most: int) -> int:
+    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
+
+
+class ArcherModule(L.LightningModule):
+    """RLVR with swappable token classifier, constraint and advantage estimator.
+
+    Args:
+        policy: a causal LM (transformers) being trained.
+        tokenizer: its tokenizer (left padding).
+        template: prompt template, `template.encode(sample, tokenizer) -> list[int]`.
+        prompts: which prompts each step trains on.
+        rollout: rollout engine (`generate`, `sync_weights`, `temperature`, `max_new_tokens`).
+        verifier, classifier, constraint, advantage: the components (DESIGN.md, Contract).
+        schedule: the shape of one RL step.
+        optimizer: `params -> Optimizer` (a `_partial_` config).
+        scheduler: `optimizer -> LR scheduler`, stepped after every optimizer step, or None.
+        group_filter: dynamic sampling (`KeepAllGroups`, `DropUniformGroups`).
+        overlong: overlong handling (`NoOverlongHandling`, `OverlongFilter`, `OverlongPenalty`).
+        seed: the run's seed; each step's sampling is seeded from (seed, step, rank).
+    """
+
+    def __init__(self, policy, tokenizer, template, prompts: PromptStream, rollout, verifier, classifier, constraint,
+                 advantage, schedule: RLSchedule, optimizer: Callable, scheduler: Callable | None = None,
+                 group_filter=None, overlong=None, seed: int = 0):
+        super().__init__()
+        self.automatic_optimization = False
+        self.policy, self.tokenizer, self.template, self.prompts = policy, tokenizer, template, prompts
+        self.rollout, self.scorer = rollout, ScoringRunner(verifier)
+        self.classifier, self.constraint, self.advantage = classifier or NoTokenClassifier(), constraint, advantage
+        self.schedule, self.seed = schedule, seed
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.group_filter, self.overlong = group_filter or KeepAllGroups(), overlong or NoOverlongHandling()
+        # The frozen reference is the policy as it starts RL; skipped when no KL is used.
+        self.reference = copy.deepcopy(policy).requires_grad_(False).eval() if constraint.needs_reference else None
+        self.rl_step = 0
+
+    # ----------------------------------------------------------------- the RL step
+
+    def training_step(self, step: int, batch_idx: int) -> None:
+        s, timer = self.schedule, PhaseTimer()
+        torch.manual_seed(self.seed * 1_000_003 + step * 7_919 + self.global_rank)
+        # 1-3. rollout, verify, dynamic sampling (+ refill) and overlong handling
+        experience, metrics = collect_experience(
+            self.prompts.batch(step),
+            generate=lambda prompts: self._generate(prompts, timer),
+            score=lambda texts, samples: self._score(texts, samples, timer),
+            group_filter=self.group_filter,
+            overlong=self.overlong,
+            refill=lambda attempt, count: self.prompts.refill(step, attempt, count),
+            max_new_tokens=self.rollout.max_new_tokens,
+            pad_id=self.tokenizer.pad_token_id,
+        )
+        if experience is not None:
+            # 4. advantages, one per response
+            advantages = self.advantage(experience.rewards, experience.rollout.group_ids).to(self.device)
+            # 5. no-grad pass: old log-probs and entropy; reference log-probs if a KL is used
+            with timer("old_ref"):
+                old_logprobs, old_entropy = self._no_grad_logprobs(self.policy, experience)
+                ref_logprobs = self._no_grad_logprobs(self.reference, experience)[0] if self.reference else None
+            # 6. classify once from the old policy (or per micro-batch from the current one)
+            old_classes = self._classify(old_entropy, old_logprobs, experience.loss_mask, experience.rollout.group_ids)
+            fixed_classes = old_classes if s.entropy_source == "old" else None
+            # 7. update: PPO epochs x mini-batches x constraint phases, micro-batch accumulation
+            with timer("update"):
+                metrics |= self._update(step, experience, advantages, old_logprobs, ref_logprobs, fixed_classes)
+            metrics |= self._rollout_metrics(experience, advantages, timer)
+            self._log_text_sample(step, experience, old_classes)
+        # 8. sync weights to the rollout engine and log
+        self.rollout.sync_weights(self.policy)
+        self.rl_step = step + 1
+        self._log(metrics | timer.metrics(), experience)
+
+    # ----------------------------------------------------------------- pieces of the step
+
+    def _generate(self, prompts: list[Sample], timer: PhaseTimer):
+        with timer("rollout"):
+            ids = [self.template.encode(sample, self.tokenizer) for sample in prompts]
+            return self.rollout.generate(self.policy, ids, n=self.schedule.samples_per_prompt)
+
+    def _score(self, texts: list[str], samples: list[Sample], timer: PhaseTimer):
+        with timer("reward"):
+            return self.scorer(texts, samples)
+
+    def _micro_batches(self, rows: Tensor) -> list[Tensor]:
+        return list(rows.split(self.schedule.micro_batch_size))
+
+    @torch.no_grad()
+    def _no_grad_logprobs(self, model: torch.nn.Module, exp: Experience) -> tuple[Tensor, Tensor]:
+        was_training = model.training
+        model.eval()
+        parts = [self._forward(model, exp, rows) for rows in self._micro_batches(torch.arange(exp.rollout.num_responses))]
+        model.train(was_training)
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def _forward(self, model: torch.nn.Module, exp: Experience, rows: Tensor) -> tuple[Tensor, Tensor]:
+        r = exp.rollout
+        return response_logprobs(model, r.prompt_ids[rows], r.prompt_mask[rows], r.response_ids[rows],
+                                 r.response_mask[rows], self.rollout.temperature)
+
+    def _classify(self, entropy: Tensor, logprobs: Tensor, mask: Tensor, group_ids: Tensor) -> Tensor:
+        stats = TokenStats(entropy.detach(), logprobs.detach(), mask.to(entropy.device), group_ids.to(entropy.device))
+        return self.classifier(stats)
+
+    def _update(self, step, exp: Experience, advantages, old_logprobs, ref_logprobs, fixed_classes) -> dict[str, float]:
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        loss_mask = exp.loss_mask.to(self.device)
+        collected: dict[str, list[Tensor]] = defaultdict(list)
+        groups = exp.rollout.group_ids
+        for epoch in range(self.schedule.ppo_epochs):
+            for first in range(0, exp.num_groups, self.schedule.mini_batch_prompts):
+                rows = ((groups >= first) & (groups < first + self.schedule.mini_batch_prompts)).nonzero().flatten()
+                # global denominators: the whole mini-batch, across micro-batches and ranks
+                num_tokens = self._global_sum(loss_mask[rows].sum())
+                num_sequences = self._global_sum(loss_mask[rows].any(-1).sum())
+                for phase in self.constraint.phases:
+                    optimizer.zero_grad()
+                    for micro in self._micro_batches(rows):
+                        logprobs, entropy = self._forward(self.policy, exp, micro)
+                        classes = fixed_classes[micro] if fixed_classes is not None else self._classify(
+                            entropy, logprobs, loss_mask[micro], groups[micro])
+                        batch = PolicyBatch(logprobs, old_logprobs[micro], None if ref_logprobs is None else ref_logprobs[micro],
+                                            advantages[micro], loss_mask[micro], classes, num_tokens, num_sequences, entropy)
+                        out = phase(batch)
+                        self._check_finite(out, batch, step, epoch, first, phase)
+                        self.manual_backward(out.loss)
+                        for key, value in out.metrics.items():
+                            collected[key].append(value)
+                    grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.schedule.grad_clip)
+                    collected["train/grad_norm"].append(grad_norm.detach())
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+        metrics = {key: torch.stack(values).float().mean().item() for key, values in collected.items()}
+        metrics["train/lr"] = optimizer.param_groups[0]["lr"]
+        return metrics
+
+    def _check_finite(self, out: LossOutput, batch: PolicyBatch, step, epoch, first_group, phase) -> None:
+        if torch.isfinite(out.loss):
+            return
+        bad = [name for name in ("logprobs", "old_logprobs", "ref_logprobs", "advantages")
+               if getattr(batch, name) is not None and not torch.isfinite(getattr(batch, name)).all()]
+        cause = f"non-finite inputs: {', '.join(bad)}" if bad else "all inputs finite: the constraint's arithmetic overflowed"
+        raise FloatingPointError(
+            f"loss is {out.loss.item()} at RL step {step} (PPO epoch {epoch}, mini-batch from group {first_group}, "
+            f"phase {getattr(phase, 'name', 'main')}) in {type(self.constraint).__name__}; {cause}. Stopping "
+            "before the optimizer step so the weights stay finite; the last checkpoint is intact."
+        )
+
+    def _global_sum(self, value: Tensor) -> Tensor:
+        if self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce(value.float(), reduce_op="sum")
+        return value.float()
+
+    # ----------------------------------------------------------------- logging
+
+    def _rollout_metrics(self, exp: Experience, advantages: Tensor, timer: PhaseTimer) -> dict[str, float]:
+        lengths = exp.rollout.response_mask.sum(-1).float()
+        tokens = [row[mask].tolist() for row, mask in zip(exp.rollout.response_ids, exp.rollout.response_mask)]
+        total_seconds = sum(timer.seconds.values())
+        return {
+            "train/response_length": lengths.mean().item(),
+            "train/response_length_max": lengths.max().item(),
+            "train/truncated": exp.rollout.truncated.float().mean().item(),
+            "train/repetition_20gram": sum(repetition_ratio(t, 20) for t in tokens) / len(tokens),
+            "train/advantage_abs": advantages.abs().mean().item(),
+            "train/trained_responses": float(exp.rollout.num_responses),
+            "perf/tokens_per_second": lengths.sum().item() / max(total_seconds, 1e-9),
+        }
+
+    def _log(self, metrics: dict[str, float], experience) -> None:
+        batch_size = experience.rollout.num_responses if experience is not None else 1
+        headline = {"train/reward", "train/accuracy"}
+        self.log_dict({k: v for k, v in metrics.items() if k not in headline}, on_step=True, batch_size=batch_size)
+        for key in headline & metrics.keys():
+            self.log(key, metrics[key], on_step=True, prog_bar=True, batch_size=batch_size)
+
+    def _log_text_sample(self, step: int, exp: Experience, classes: Tensor) -> None:
+        every = self.schedule.log_text_every
+        experiment = getattr(self.logger, "experiment", None)
+        if not every or step % every or not hasattr(experiment, "add_text"):
+            return
+        mask = exp.rollout.response_mask[0]
+        pieces = []
+        for token, high in zip(exp.rollout.response_ids[0][mask].tolist(), classes[0][mask.to(classes.device)].tolist()):
+            text = self.tokenizer.decode([token]).replace("\n", "\\n")
+            pieces.append(f"**{text}**" if high else text)
+        body = (f"prompt: `{exp.samples[0].problem}`  \nscore: {exp.scores[0].item():.0f}  \n"
+                f"response (**bold** = high-entropy class):  \n{''.join(pieces)}")
+        experiment.add_text("sample/response", body, global_step=step)
+
+    # ----------------------------------------------------------------- Lightning plumbing
+
+    def train_dataloader(self) -> StepLoader:
+        return StepLoader(self.rl_step, self.schedule.steps)
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory([p for p in self.policy.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return optimizer
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": self.scheduler_factory(optimizer), "interval": "step"}}
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.reference is not None:
+            self.reference.eval()  # frozen: never dropout
+        return self
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        from archer.export import tokenizer_snapshot
+
+        checkpoint["archer"] = {
+            "rl_step": self.rl_step,
+            "policy_config": self.policy.config.to_dict(),
+            "tokenizer_files": tokenizer_snapshot(self.tokenizer),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        if "archer" not in checkpoint:
+            raise ConfigError("ckpt_path is a Lightning checkpoint but not an Archer one (no 'archer' entry)")
+        self.rl_step = int(checkpoint["archer"]["rl_step"])

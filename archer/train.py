@@ -1,0 +1,167 @@
+"""archer-train: the Hydra entry point (conf/train.yaml).
+
+    archer-train                                   # the embedded CPU default
+    archer-train constraint=grpo seed=1            # swap a component
+    archer-train -m constraint=uniform,dual_token,entropy_mask seed=0,1,2
+    archer-train experiment=archer_math_1_5b model.path=/models/R1-Distill-1.5B data.source.train_path=...
+
+Every component is built (and validated) before any training work starts, so a wrong
+key, value or data row fails in seconds with a message naming it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from archer.callbacks import RLStepCheckpoint
+from archer.data import DataError, PromptStream
+from archer.heldout import evaluate_heldout
+from archer.models import TinyModelConfig, build_char_tokenizer, build_tiny_model, load_pretrained, save_pretrained
+from archer.module import ArcherModule
+from archer.validation import ConfigError
+from archer.warmup import WarmupConfig, supervised_warmup
+
+
+def config_dir() -> str:
+    """conf/ inside the installed package (a wheel), else the repository's top-level conf/."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    return str(packaged if packaged.is_dir() else Path(__file__).resolve().parents[1] / "conf")
+
+
+@dataclass
+class Components:
+    data: object
+    template: object
+    rollout: object
+    verifier: object
+    classifier: object
+    constraint: object
+    advantage: object
+    schedule: object
+    group_filter: object
+    overlong: object
+
+
+def build_components(cfg: DictConfig) -> Components:
+    """Instantiate every component from the config; errors name the key and the fix."""
+    built = {}
+    for name, key in [("data", "data.source"), ("template", "data.template"), ("rollout", "rollout"),
+                      ("verifier", "verifier"), ("classifier", "classifier"), ("constraint", "constraint"),
+                      ("advantage", "advantage"), ("schedule", "rl"), ("group_filter", "filter"), ("overlong", "overlong")]:
+        try:
+            built[name] = instantiate(OmegaConf.select(cfg, key, throw_on_missing=True))
+        except MissingMandatoryValue as err:
+            raise ConfigError(f"{err.full_key} is required and has no value: add {err.full_key}=... to the command") from err
+        except InstantiationException as err:
+            root = err.__cause__ or err
+            if isinstance(root, (ConfigError, DataError)):
+                raise root from None
+            raise ConfigError(f"could not build `{key}` ({OmegaConf.select(cfg, key + '._target_')}): {root}") from err
+    return Components(**built)
+
+
+def build_policy(cfg: DictConfig):
+    """(policy, tokenizer, is_tiny): from model.path, or the in-process tiny default."""
+    path = OmegaConf.select(cfg, "model.path", throw_on_missing=False, default=None)
+    if OmegaConf.is_missing(cfg.model, "path"):
+        raise ConfigError("model.path is required by this config: add model.path=/path/to/model (a Hugging Face folder or hub id)")
+    if path:
+        policy, tokenizer = load_pretrained(str(path), cfg.model.dtype)
+        return policy, tokenizer, False
+    tokenizer = build_char_tokenizer()
+    return build_tiny_model(tokenizer, TinyModelConfig(**cfg.model.tiny)), tokenizer, True
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict:
+    """The whole run; returns the summary written to `run_dir/summary.json`."""
+    started = time.perf_counter()
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    c = build_components(cfg)
+    policy, tokenizer, is_tiny = build_policy(cfg)
+    c.rollout.bind(tokenizer)
+    heldout = c.data.heldout[: cfg.heldout.max_problems]
+    eval_engine = instantiate(cfg.rollout, temperature=cfg.heldout.temperature).bind(tokenizer)
+
+    def evaluate() -> dict:
+        return evaluate_heldout(policy, tokenizer, c.template, heldout, c.verifier, eval_engine,
+                                cfg.heldout.samples_per_problem, seed=cfg.seed)
+
+    resuming = cfg.ckpt_path is not None
+    if resuming and not Path(cfg.ckpt_path).is_file():
+        raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist; point it at a run's checkpoints/last.ckpt")
+    if is_tiny and not resuming:
+        warm = WarmupConfig(**cfg.model.warmup)
+        print(f"[archer] warm-up: {warm.steps} supervised steps on {len(c.data.train)} gold solutions", flush=True)
+        supervised_warmup(policy, tokenizer, c.template, c.data.train, warm, seed=cfg.seed)
+    before = evaluate() if heldout else None
+    if before:
+        print(f"[archer] held-out pass@1 before RL: {100 * before['pass@1']:.1f}%", flush=True)
+
+    module = ArcherModule(
+        policy, tokenizer, c.template, PromptStream(c.data.train, c.schedule.prompts_per_step, cfg.seed), c.rollout,
+        c.verifier, c.classifier, c.constraint, c.advantage, c.schedule, instantiate(cfg.optimizer),
+        instantiate(cfg.scheduler) if cfg.scheduler else None, c.group_filter, c.overlong, seed=cfg.seed,
+    )
+    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
+    trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir),
+                          callbacks=[RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)])
+    trainer.fit(module, ckpt_path=cfg.ckpt_path)
+
+    after = evaluate() if heldout else None
+    export_dir = save_pretrained(policy, tokenizer, run_dir / "hf_model") if cfg.export and trainer.is_global_zero else None
+    summary = {
+        "pass1_before": before["pass@1"] if before else None,
+        "pass1_after": after["pass@1"] if after else None,
+        "seconds": round(time.perf_counter() - started, 1),
+        "rl_steps": module.rl_step,
+        "heldout_before": before,
+        "heldout_after": after,
+        "heldout_problems": len(heldout),
+        "constraint": OmegaConf.select(cfg, "constraint._target_"),
+        "classifier": OmegaConf.select(cfg, "classifier._target_"),
+        "seed": cfg.seed,
+        "hf_model": str(export_dir) if export_dir else None,
+        "tensorboard": str(Path(logger.log_dir)) if logger else None,
+    }
+    if trainer.is_global_zero:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        _report(summary, run_dir)
+    return summary
+
+
+def _report(summary: dict, run_dir: Path) -> None:
+    if summary["pass1_before"] is not None:
+        b, a = 100 * summary["pass1_before"], 100 * summary["pass1_after"]
+        print(f"[archer] held-out pass@1: {b:.1f}% -> {a:.1f}% ({a - b:+.1f} points, "
+              f"{summary['heldout_problems']} problems) in {summary['seconds']:.0f}s, {summary['rl_steps']} RL steps")
+    if summary["tensorboard"]:
+        print(f"[archer] TensorBoard logs: {summary['tensorboard']}   (tensorboard --logdir {summary['tensorboard']})")
+    if summary["hf_model"]:
+        print(f"[archer] policy (Hugging Face format): {summary['hf_model']}   (reload with model.path=...)")
+    print(f"[archer] checkpoints: {run_dir / 'checkpoints'}   summary: {run_dir / 'summary.json'}", flush=True)
+
+
+@hydra.main(version_base=None, config_path=config_dir(), config_name="train")
+def main(cfg: DictConfig) -> None:
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        train(cfg, run_dir)
+    except (ConfigError, DataError) as err:
+        print(f"[archer] error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,6 @@
+"""Verifiers: `verifier(response, sample) -> float` in [0, 1], and the scoring runner."""
+
+from archer.verifiers.arithmetic import ArithmeticVerifier
+from archer.verifiers.runner import ScoringRunner
+
+__all__ = ["ArithmeticVerifier", "ScoringRunner"]
