@@ -21,7 +21,7 @@ class RLStepCheckpoint(L.Callback):
     def __init__(self, dirpath: str | Path, every_n_steps: int = 0):
         self.dirpath, self.every_n_steps = Path(dirpath), int(every_n_steps)
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # one epoch = one RL step
         step = pl_module.rl_step
         if step == pl_module.schedule.steps or (self.every_n_steps and step % self.every_n_steps == 0):
             self.dirpath.mkdir(parents=True, exist_ok=True)

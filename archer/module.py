@@ -266,7 +266,7 @@ class ArcherModule(L.LightningModule):
     # ----------------------------------------------------------------- Lightning plumbing
 
     def train_dataloader(self) -> StepLoader:
-        return StepLoader(self.rl_step, self.schedule.steps)
+        return StepLoader(lambda: self.rl_step)
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory([p for p in self.policy.parameters() if p.requires_grad])

@@ -12,7 +12,9 @@ key, value or data row fails in seconds with a message naming it.
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,11 @@ from archer.models import TinyModelConfig, build_char_tokenizer, build_tiny_mode
 from archer.module import ArcherModule
 from archer.validation import ConfigError
 from archer.warmup import WarmupConfig, supervised_warmup
+
+
+# The frozen reference model is in eval mode on purpose; Lightning warns about any such module.
+warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
+os.environ.setdefault("LITLOGGER_DISABLE_TIP", "1")
 
 
 def config_dir() -> str:
@@ -115,7 +122,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         instantiate(cfg.scheduler) if cfg.scheduler else None, c.group_filter, c.overlong, seed=cfg.seed,
     )
     logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
-    trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir),
+    # One Lightning epoch is one RL step (archer/data/stream.py, StepLoader).
+    trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir), max_epochs=c.schedule.steps,
                           callbacks=[RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)])
     trainer.fit(module, ckpt_path=cfg.ckpt_path)
 

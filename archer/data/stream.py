@@ -3,13 +3,13 @@
 The batch of step k is the k-th slice of an endless sequence of seeded permutations of the
 training set (a new permutation per pass). Refill draws for DAPO-style dynamic sampling
 come from their own seeded stream. Because nothing is mutable, resuming at step k needs
-only k: the module stores its step in the checkpoint and the loader restarts from there.
+only k: the module stores its step in the checkpoint and the loader starts from there.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from archer.types import Sample
 from archer.validation import ConfigError
@@ -55,14 +55,18 @@ class PromptStream:
 
 
 class StepLoader:
-    """The module's train loader: yields step indices `start .. total - 1`.
+    """The module's train loader: one Lightning epoch is one RL step.
 
-    It has no `__len__` on purpose: Lightning then ends the epoch when it stops, whatever
-    step a resumed run starts from.
+    Each `iter()` yields the single step index `next_step()`. Making the epoch the RL step
+    puts every checkpoint on an epoch boundary, where Lightning resumes exactly, and the
+    progress bar's "Epoch k/N" reads as RL step k of N.
     """
 
-    def __init__(self, start: int, total: int):
-        self.start, self.total = start, total
+    def __init__(self, next_step: Callable[[], int]):
+        self.next_step = next_step
 
     def __iter__(self) -> Iterator[int]:
-        return iter(range(self.start, self.total))
+        return iter([self.next_step()])
+
+    def __len__(self) -> int:
+        return 1

@@ -3,11 +3,10 @@
 Problem "3+8+7", gold response "3+8=11\n11+7=18\n#18". Each step adds the next operand to
 the running total, and the final `#` line is what `ArithmeticVerifier` checks.
 
-The warm-up imitates a *noisy teacher*: in its demonstrations each step's result slips by
-1 or 2 with probability `slip_rate`, and the chain continues from the wrong total. The
-warmed-up policy therefore knows the format and mostly the arithmetic, but samples slips
-at the result tokens, exactly the high-entropy "forks" of the paper. Only an exact
-verifier tells a slip from a correct step: RL has a real, visible signal to exploit.
+The warm-up imitates a *noisy teacher*: in a share `slip_rate` of its demonstrations the
+final answer line miscopies the total by 1 or 2. The warmed-up policy therefore knows the
+format and mostly the arithmetic, but samples wrong answers at high-entropy tokens. Only
+the exact verifier tells them apart: RL has a real, visible signal to exploit.
 """
 
 from __future__ import annotations
@@ -20,16 +19,16 @@ from archer.validation import ConfigError
 
 
 def solve_chain(terms: list[int], rng: random.Random | None = None, slip_rate: float = 0.0) -> tuple[str, int]:
-    """A step-by-step response for a sum and its final value; with `rng`, each step's
-    result slips by +-1 or +-2 with probability `slip_rate` (the noisy teacher)."""
+    """A step-by-step response for a sum and its value; with `rng`, the final answer line
+    slips by +-1 or +-2 with probability `slip_rate` (the noisy teacher's miscopy)."""
     lines, total = [], terms[0]
     for term in terms[1:]:
-        result = total + term
-        if rng is not None and rng.random() < slip_rate:
-            result = max(0, result + rng.choice([-2, -1, 1, 2]))
-        lines.append(f"{total}+{term}={result}")
-        total = result
-    lines.append(f"#{total}")
+        lines.append(f"{total}+{term}={total + term}")
+        total += term
+    answer = total
+    if rng is not None and rng.random() < slip_rate:
+        answer = max(0, total + rng.choice([-2, -1, 1, 2]))
+    lines.append(f"#{answer}")
     return "\n".join(lines), total
 
 
@@ -42,7 +41,7 @@ class SyntheticArithmetic:
         heldout_size: number of held-out problems (disjoint from training ones).
         min_terms, max_terms: how many numbers are summed (steps = terms - 1).
         max_operand: numbers are drawn from 1..max_operand.
-        slip_rate: per-step probability that the warm-up demonstration slips.
+        slip_rate: probability that a warm-up demonstration's final answer slips.
         seed: the task's own seed (independent of the training seed).
     """
 
@@ -51,7 +50,7 @@ class SyntheticArithmetic:
     min_terms: int = 3
     max_terms: int = 5
     max_operand: int = 9
-    slip_rate: float = 0.2
+    slip_rate: float = 0.4
     seed: int = 1234
 
     def __post_init__(self):

@@ -1,0 +1,75 @@
+"""The real LightningModule through archer-train's `train`, on a tiny model."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from archer.data import DataError
+from archer.export import export_checkpoint
+from archer.validation import ConfigError
+from tests.integration.conftest import FAST
+
+
+def weights(folder) -> dict[str, torch.Tensor]:
+    return {k: v.clone() for k, v in AutoModelForCausalLM.from_pretrained(folder).state_dict().items()}
+
+
+def test_rl_steps_change_every_parameter_keep_the_reference_and_round_trip_through_model_path(run, tiny_model_dir):
+    summary, run_dir = run([f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all"])
+    assert summary["rl_steps"] == 2
+    before, after = weights(tiny_model_dir), weights(run_dir / "hf_model")
+    unchanged = [k for k in before if torch.equal(before[k], after[k])]
+    assert not unchanged, f"parameters not updated: {unchanged}"
+    # the frozen reference in the checkpoint is still the starting model
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    reference = {k[len("reference."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("reference.")}
+    assert reference and all(torch.equal(v, before[k]) for k, v in reference.items())
+    # every logged loss is finite
+    rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
+    losses = [float(r["loss/policy"]) for r in rows if r.get("loss/policy")]
+    assert len(losses) == 2 and all(math.isfinite(x) for x in losses)
+    # the export trains again through model.path, and a checkpoint exports on demand
+    again, _ = run([f"model.path={run_dir / 'hf_model'}", "model.dtype=float32", "rl.steps=1"], name="again")
+    assert again["rl_steps"] == 1
+    exported = export_checkpoint(run_dir / "checkpoints" / "last.ckpt", run_dir / "from_ckpt")
+    assert all(torch.equal(v, after[k]) for k, v in weights(exported).items())
+
+
+def test_resume_equals_uninterrupted_training(run, tiny_model_dir):
+    common = [f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all", "rl.ppo_epochs=2"]
+    _, whole = run(common + ["rl.steps=4"], name="whole")
+    _, first = run(common + ["rl.steps=2"], name="first")
+    resumed_summary, resumed = run(common + ["rl.steps=4", f"ckpt_path={first / 'checkpoints' / 'last.ckpt'}"],
+                                   name="resumed")
+    assert resumed_summary["rl_steps"] == 4
+    a, b = weights(whole / "hf_model"), weights(resumed / "hf_model")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0)
+
+
+def test_a_nan_loss_stops_the_run_naming_step_component_and_cause(run, tiny_model_dir):
+    with pytest.raises(FloatingPointError, match=r"RL step 0 .*NaNConstraint.*all inputs finite"):
+        run([f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all",
+             "constraint=uniform", "constraint._target_=tests.doubles.NaNConstraint"])
+
+
+def test_bad_input_fails_before_training_naming_file_and_key(run, tmp_path):
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"problem": "1+1", "answer": 2}\n{"problem": "2+2", "answer": 4\n')
+    with pytest.raises(DataError, match=r"train\.jsonl:2: not valid JSON"):
+        run(["data=jsonl", f"data.source.train_path={data}"], base=[k for k in FAST if not k.startswith("data.")])
+    with pytest.raises(ConfigError, match=r"model\.path is required"):
+        run(["model=hf"], base=[k for k in FAST if not k.startswith("model.")])
+    with pytest.raises(ConfigError, match=r"model\.path=.*does not exist"):
+        run(["model.path=/no/such/model"])
+    with pytest.raises(ConfigError, match=r"rl\.mini_batch_prompts \(4\) must divide rl\.prompts_per_step \(6\).*rl\.mini_batch_prompts=3"):
+        run(["rl.prompts_per_step=6", "rl.mini_batch_prompts=4"])
+    with pytest.raises(ConfigError, match=r"classifier\.quantile must be in \(0, 1\), got 1\.5"):
+        run(["classifier.quantile=1.5"])
+    with pytest.raises(ConfigError, match=r"ckpt_path=.*does not exist"):
+        run(["ckpt_path=/no/such.ckpt"])
