@@ -27,3 +27,35 @@ def test_component_config_composes_and_instantiates(group, name):
 def test_groups_are_not_empty():
     for group in PROTOCOLS:
         assert len(configs(group)) >= 3, group
+
+
+def _compose_train(overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return compose(config_name="train", overrides=overrides)
+
+
+@pytest.mark.parametrize("experiment", configs("experiment"))
+def test_experiment_files_compose_and_require_a_model_path(experiment):
+    from omegaconf import OmegaConf
+
+    cfg = _compose_train([f"experiment={experiment}"])
+    assert OmegaConf.is_missing(cfg.model, "path")  # GPU users must name their model
+    cfg = _compose_train([f"experiment={experiment}", "model.path=/models/x", "data.source.train_path=/d.jsonl"])
+    assert cfg.rl.prompts_per_step == 64 and cfg.rl.samples_per_prompt == 16 and cfg.rl.ppo_epochs == 3
+    assert cfg.optimizer.lr == 1e-6
+    for key in ("verifier", "classifier", "constraint", "advantage", "filter", "overlong"):
+        instantiate(cfg[key])
+
+
+def test_every_group_file_composes_into_the_train_config():
+    for group in ("model", "data", "rollout", "verifier", "filter", "overlong", "trainer", "logger", "debug"):
+        for name in configs(group):
+            cfg = _compose_train([f"{group}={name}"])
+            assert group == "debug" or cfg[group] is not None
+
+
+def test_dapo_baseline_matches_the_paper_table():
+    cfg = _compose_train(["experiment=dapo_code_1_5b"])
+    constraint = instantiate(cfg.constraint)
+    assert (constraint.eps_low, constraint.eps_high, constraint.kl_coef) == (0.2, 0.22, 0.0)
+    assert cfg.rl.mini_batch_prompts == 16 and cfg.overlong._target_.endswith("OverlongFilter")
