@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import warnings
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -30,11 +31,16 @@ from omegaconf.errors import MissingMandatoryValue
 from archer.callbacks import RLStepCheckpoint
 from archer.data import DataError, PromptStream
 from archer.heldout import evaluate_heldout
-from archer.models import TinyModelConfig, build_char_tokenizer, build_tiny_model, load_pretrained, save_pretrained
+from archer.models import (
+    TinyModelConfig,
+    build_char_tokenizer,
+    build_tiny_model,
+    load_pretrained,
+    save_pretrained,
+)
 from archer.module import ArcherModule
 from archer.validation import ConfigError
 from archer.warmup import WarmupConfig, supervised_warmup
-
 
 # The frozen reference model is in eval mode on purpose; Lightning warns about any such module.
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode.*")
@@ -91,12 +97,20 @@ def build_policy(cfg: DictConfig):
     return build_tiny_model(tokenizer, TinyModelConfig(**cfg.model.tiny)), tokenizer, True
 
 
+def run_device(cfg: DictConfig) -> torch.device:
+    """Where warm-up and held-out evaluation run: the trainer's accelerator."""
+    wants_gpu = OmegaConf.select(cfg, "trainer.accelerator", default="auto") in ("gpu", "cuda", "auto")
+    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+
+
 def train(cfg: DictConfig, run_dir: Path) -> dict:
     """The whole run; returns the summary written to `run_dir/summary.json`."""
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     c = build_components(cfg)
     policy, tokenizer, is_tiny = build_policy(cfg)
+    device = run_device(cfg)
+    policy.to(device)
     c.rollout.bind(tokenizer)
     heldout = c.data.heldout[: cfg.heldout.max_problems]
     eval_engine = instantiate(cfg.rollout, temperature=cfg.heldout.temperature).bind(tokenizer)
@@ -127,6 +141,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                           callbacks=[RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)])
     trainer.fit(module, ckpt_path=cfg.ckpt_path)
 
+    policy.to(device)  # Lightning's teardown moves the module back to the CPU
     after = evaluate() if heldout else None
     export_dir = save_pretrained(policy, tokenizer, run_dir / "hf_model") if cfg.export and trainer.is_global_zero else None
     summary = {

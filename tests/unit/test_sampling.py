@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from archer.experience import collect_experience
-from archer.sampling import DropUniformGroups, KeepAllGroups, NoOverlongHandling, OverlongFilter, OverlongPenalty
+from archer.sampling import (
+    DropUniformGroups,
+    KeepAllGroups,
+    NoOverlongHandling,
+    OverlongFilter,
+    OverlongPenalty,
+)
 from archer.types import RolloutBatch, Sample
 
 
