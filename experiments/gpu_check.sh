@@ -13,7 +13,7 @@ OUT="${OUT:-/tmp/gpu_check}"; mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 python3 -c "import torch, transformers, lightning; print('torch', torch.__version__, 'transformers', transformers.__version__, 'lightning', lightning.__version__)"
 echo "== GPU tests"
-python3 -m pytest -q -p no:cacheprovider -m gpu tests/integration/test_gpu.py 2>&1 | tail -5
+python3 -m pytest -q -p no:cacheprovider -p no:warnings -m gpu tests/integration/test_gpu.py 2>&1 | grep -E "passed|failed|error|skipped"
 echo "== default run on CUDA (trainer=gpu, fp32)"
 start=$(date +%s)
 python3 -m archer.train trainer=gpu trainer.precision=32-true logger=csv hydra.run.dir="$OUT/run" 2>&1 | grep "\[archer\]"
