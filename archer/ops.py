@@ -17,7 +17,8 @@ from torch import Tensor
 
 LOG_RATIO_CLAMP = 20.0  # clamp on log pi/pi_old and log ref/pi before exp (reference code)
 K3_CLAMP = 10.0  # clamp on the k3 KL value (verl's low_var_kl)
-DEFAULT_CHUNK_ROWS = 256
+# float32 bytes of one chunk of rows: peak extra memory stays a few times this, whatever the batch
+CHUNK_BYTES = 64 * 2**20
 
 KL_ESTIMATORS = ("k1", "k2", "k3", "abs")
 AGGREGATIONS = ("token_mean", "seq_mean_token_mean", "seq_mean_token_sum", "seq_mean_token_sum_norm")
@@ -88,7 +89,7 @@ def token_logprobs_and_entropy(
     logits: Tensor,
     tokens: Tensor,
     temperature: float = 1.0,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    chunk_rows: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Log-prob of each sampled token and the entropy of each next-token distribution.
 
@@ -96,8 +97,8 @@ def token_logprobs_and_entropy(
         logits: [..., V] in any float dtype; the logits that predict `tokens`.
         tokens: long [...], the sampled tokens.
         temperature: the sampling temperature T; logits are divided by it (PAPER.md eq. H).
-        chunk_rows: rows processed at once in float32; peak extra memory is about
-            3 * chunk_rows * V * 4 bytes, independent of the batch size.
+        chunk_rows: rows processed at once in float32 (default: as many as fit in
+            `CHUNK_BYTES`); peak extra memory is a few chunks, independent of the batch size.
 
     Returns:
         (logprobs, entropy), float32 [...]. `logprobs` carries grad to `logits`; `entropy`
@@ -106,6 +107,7 @@ def token_logprobs_and_entropy(
     if logits.shape[:-1] != tokens.shape:
         raise ValueError(f"logits {tuple(logits.shape)} do not match tokens {tuple(tokens.shape)}")
     lead = tokens.shape
+    chunk_rows = chunk_rows or max(1, CHUNK_BYTES // (4 * logits.shape[-1]))
     flat_logits = logits.reshape(-1, logits.shape[-1])
     flat_tokens = tokens.reshape(-1)
     if torch.is_grad_enabled() and logits.requires_grad:

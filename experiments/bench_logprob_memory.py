@@ -36,7 +36,7 @@ def measure(method: str, tokens: int, vocab: int, dtype: str, chunk_rows: int, b
     base = _peak_bytes()
     start = time.perf_counter()
     if method == "chunked":
-        logprobs, entropy = ops.token_logprobs_and_entropy(logits, targets, 1.0, chunk_rows=chunk_rows)
+        logprobs, entropy = ops.token_logprobs_and_entropy(logits, targets, 1.0, chunk_rows=chunk_rows or None)
     else:
         logprobs, entropy = ops.naive_logprobs_and_entropy(logits, targets, 1.0)
     if backward:
@@ -53,14 +53,14 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2048)
     parser.add_argument("--vocab", type=int, default=151_936)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--chunk-rows", type=int, default=256)
+    parser.add_argument("--chunk-rows", type=int, default=0, help="0: the op's default (CHUNK_BYTES)")
     parser.add_argument("--child", nargs=2, metavar=("METHOD", "BACKWARD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         method, backward = args.child
         print(json.dumps(measure(method, args.tokens, args.vocab, args.dtype, args.chunk_rows, backward == "1")))
         return
-    print(f"logits [{args.tokens}, {args.vocab}] {args.dtype}, chunk_rows={args.chunk_rows}")
+    print(f"logits [{args.tokens}, {args.vocab}] {args.dtype}, chunk_rows={args.chunk_rows or 'default'}")
     print(f"{'method':8} {'pass':17} {'seconds':>8} {'extra peak MiB':>15} {'x logits':>9}")
     for backward in ("0", "1"):
         for method in ("naive", "chunked"):
