@@ -48,3 +48,23 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
         (out_dir / name).write_bytes(data)
     AutoTokenizer.from_pretrained(out_dir)  # fail now, not at the next load, if something is off
     return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`archer-export CKPT OUT_DIR`: write a checkpoint's policy as a Hugging Face folder."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="archer-export", description=main.__doc__)
+    parser.add_argument("ckpt_path")
+    parser.add_argument("out_dir")
+    args = parser.parse_args(argv)
+    try:
+        print(f"[archer] exported to {export_checkpoint(args.ckpt_path, args.out_dir)}")
+    except ConfigError as err:
+        print(f"[archer] error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
