@@ -94,14 +94,15 @@ def collect_experience(
     """
     target = len(prompts)
     parts: list[tuple[RolloutBatch, list[Sample], Tensor]] = []
-    metrics = {"reward/errors": 0.0}
+    metrics = {"reward/errors": 0.0, "reward/timeouts": 0.0}
     generated_groups = kept_groups = 0
     all_scores = []
     for attempt in range(1 + group_filter.refill_tries):
         rollout = generate(prompts)
         samples = [prompts[g] for g in rollout.group_ids.tolist()]
         scores, score_metrics = score(rollout.texts, samples)
-        metrics["reward/errors"] += score_metrics.get("reward/errors", 0.0)
+        for key in ("reward/errors", "reward/timeouts"):
+            metrics[key] += score_metrics.get(key, 0.0)
         all_scores.append(scores)
         generated_groups += len(prompts)
         keep = group_filter.keep(scores, rollout.group_ids)

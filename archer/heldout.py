@@ -20,11 +20,13 @@ def evaluate_heldout(policy, tokenizer, template, samples: list[Sample], verifie
     k = samples_per_problem
     rollout = engine.generate(policy, [template.encode(s, tokenizer) for s in samples], n=k)
     per_row = [samples[g] for g in rollout.group_ids.tolist()]
-    scores, extra = ScoringRunner(verifier)(rollout.texts, per_row)
+    scorer = verifier if isinstance(verifier, ScoringRunner) else ScoringRunner(verifier)
+    scores, extra = scorer(rollout.texts, per_row)
     correct = (scores == 1).view(len(samples), k).sum(-1).tolist()
     return {
         "pass@1": scores.mean().item(),
         f"pass@{k}": sum(pass_at_k(k, c, k) for c in correct) / len(samples),
         "response_length": rollout.response_mask.sum(-1).float().mean().item(),
         "errors": extra["reward/errors"],
+        "timeouts": extra["reward/timeouts"],
     }

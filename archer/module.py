@@ -100,7 +100,8 @@ class ArcherModule(L.LightningModule):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.tokenizer, self.template, self.prompts = policy, tokenizer, template, prompts
-        self.rollout, self.scorer = rollout, ScoringRunner(verifier)
+        # a ScoringRunner (workers, timeouts) may be passed in place of the bare verifier
+        self.rollout, self.scorer = rollout, verifier if isinstance(verifier, ScoringRunner) else ScoringRunner(verifier)
         self.classifier, self.constraint, self.advantage = classifier or NoTokenClassifier(), constraint, advantage
         self.schedule, self.seed = schedule, seed
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler

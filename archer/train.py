@@ -40,6 +40,7 @@ from archer.models import (
 )
 from archer.module import ArcherModule
 from archer.validation import ConfigError
+from archer.verifiers import ScoringRunner
 from archer.warmup import WarmupConfig, supervised_warmup
 
 # The frozen reference model is in eval mode on purpose; Lightning warns about any such module.
@@ -112,11 +113,28 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     device = run_device(cfg)
     policy.to(device)
     c.rollout.bind(tokenizer)
+    scorer = build_scorer(cfg, c.verifier)
+    try:
+        return _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
+    finally:
+        scorer.close()
+
+
+def build_scorer(cfg: DictConfig, verifier) -> ScoringRunner:
+    """The scoring runner of `cfg.scoring` (worker processes, per-response timeout)."""
+    options = OmegaConf.to_container(cfg.scoring, resolve=True) if cfg.get("scoring") else {}
+    try:
+        return ScoringRunner(verifier, **options)
+    except TypeError as err:
+        raise ConfigError(f"scoring: {err}; the keys are workers, timeout, startup_timeout") from err
+
+
+def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started) -> dict:
     heldout = c.data.heldout[: cfg.heldout.max_problems]
     eval_engine = instantiate(cfg.rollout, temperature=cfg.heldout.temperature).bind(tokenizer)
 
     def evaluate() -> dict:
-        return evaluate_heldout(policy, tokenizer, c.template, heldout, c.verifier, eval_engine,
+        return evaluate_heldout(policy, tokenizer, c.template, heldout, scorer, eval_engine,
                                 cfg.heldout.samples_per_problem, seed=cfg.seed)
 
     resuming = cfg.ckpt_path is not None
@@ -132,7 +150,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
 
     module = ArcherModule(
         policy, tokenizer, c.template, PromptStream(c.data.train, c.schedule.prompts_per_step, cfg.seed), c.rollout,
-        c.verifier, c.classifier, c.constraint, c.advantage, c.schedule, instantiate(cfg.optimizer),
+        scorer, c.classifier, c.constraint, c.advantage, c.schedule, instantiate(cfg.optimizer),
         instantiate(cfg.scheduler) if cfg.scheduler else None, c.group_filter, c.overlong, seed=cfg.seed,
     )
     logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False

@@ -7,10 +7,10 @@ Every mask is a bool tensor whose name says what is True.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from torch import Tensor
+if TYPE_CHECKING:  # torch is imported where tensors are made, so scoring workers start fast
+    from torch import Tensor
 
 
 @dataclass(frozen=True)
@@ -124,6 +124,8 @@ class RolloutBatch:
 
     def select(self, rows: Tensor) -> RolloutBatch:
         """Keep the given rows (long indices or a bool mask over N)."""
+        import torch
+
         if rows.dtype == torch.bool:
             rows = rows.nonzero(as_tuple=True)[0]
         index = rows.tolist()

@@ -22,3 +22,27 @@ class NaNConstraint(UniformConstraint):
     def __call__(self, batch: PolicyBatch) -> LossOutput:
         out = super().__call__(batch)
         return LossOutput(out.loss * torch.tensor(float("nan")), out.metrics)
+
+
+class MisbehavingVerifier:
+    """Scores by the response's text: "sleep" hangs, "crash" kills its own process, "raise"
+    raises, "nan" returns NaN, "2" returns 2 (clamped), anything else 1.0."""
+
+    isolated = True
+
+    def __call__(self, response: str, sample: Sample) -> float:
+        import os
+        import signal
+        import time
+
+        if response == "sleep":
+            time.sleep(3600)
+        if response == "crash":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if response == "raise":
+            raise RuntimeError("verifier bug")
+        if response == "nan":
+            return float("nan")
+        if response == "2":
+            return 2.0
+        return 1.0

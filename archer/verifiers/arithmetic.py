@@ -20,6 +20,8 @@ class ArithmeticVerifier:
         1.0
     """
 
+    isolated = False  # one regular expression on the last 64 characters: score in-process
+
     def __call__(self, response: str, sample: Sample) -> float:
         match = _FINAL.search(response.strip()[-64:])
         return float(match is not None and int(match.group(1)) == int(sample.answer))

@@ -1,20 +1,102 @@
-"""Math answers: the last \\boxed{} after `</think>`, checked with math-verify.
+"""Math answers: the last \\boxed{} after `</think>`, compared with the gold answer.
 
-An exact string / numeric fast path answers most cases without the symbolic parser; the
-parser (math-verify's `parse` + `verify`, on both gold and prediction) handles fractions,
-intervals, sets, units and equivalent forms. Oversized answers score 0 at once.
+Three stages, cheapest first:
+1. a normalised string match (spacing, `\\dfrac`, `\\left(`, degrees, `\\%`, `\\text{}` units,
+   trailing dots) and an exact numeric match (leading zeros, thousands separators,
+   percentages, scientific notation);
+2. a complexity guard: oversized answers, deep brace nesting and power towers score 0
+   without reaching the symbolic parser (sympy would try to evaluate `10^{10^{10^{10}}}`);
+3. math-verify (`parse` + `verify` on both gold and prediction) for fractions, intervals, sets,
+   tuples, matrices and equivalent expressions, under its own timeout.
 """
 
 from __future__ import annotations
 
+import re
+import threading
+from fractions import Fraction
+
 from archer.types import Sample
+from archer.validation import check_positive
 from archer.verifiers.extract import after_think, last_boxed
 
-MAX_ANSWER_CHARS = 1000
+# Only the tail of a response is searched for the final answer.
+SCAN_CHARS = 20_000
+
+_SPACES = re.compile(r"\\[,;:! ]|\\quad|\\qquad|\s+")
+_TEXT_UNIT = re.compile(r"\\(?:text|mbox|mathrm|textbf)\{\s*([^{}]*)\}")
+_DEGREES = re.compile(r"\^\{?\\circ\}?|°|\\degree")
+_POWER_TOWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\d\s*\^|\^\s*\{?\s*\d{5,}|\d{4,}\s*!")
+_SCI = re.compile(r"^(-?\d+(?:\.\d+)?)(?:\\times|\\cdot|\*|x)10\^\{?(-?\d{1,3})\}?$")
+_NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d{1,3})?$")
 
 
-def _normalise(text: str) -> str:
-    return text.replace(" ", "").replace("\\!", "").replace("dfrac", "frac").replace("tfrac", "frac").strip("$. ")
+def normalise(answer: str) -> str:
+    """A canonical spelling: no spacing commands, `\\frac` for every fraction, no outer `$`."""
+    text = answer.strip().strip("$").strip()
+    text = _SPACES.sub("", text)
+    text = text.replace("\\left", "").replace("\\right", "").replace("dfrac", "frac").replace("tfrac", "frac")
+    text = text.replace("\\displaystyle", "").replace("^{\\prime}", "'")
+    text = _DEGREES.sub("", text)
+    text = text.replace("\\%", "").replace("%", "")
+    text = _TEXT_UNIT.sub(lambda m: m.group(1), text)
+    return text.rstrip(".").strip()
+
+
+def as_number(answer: str) -> Fraction | None:
+    """The exact value of a plain number (`025`, `1,000`, `-3.50`, `1.2e-8`, `4\\times10^{5}`)."""
+    text = normalise(answer)
+    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", text):
+        text = text.replace(",", "")
+    match = _SCI.match(text)
+    if match:
+        try:
+            return Fraction(match.group(1)) * Fraction(10) ** int(match.group(2))
+        except (ValueError, ZeroDivisionError):
+            return None
+    frac = re.fullmatch(r"(-?)\\frac\{(-?\d+)\}\{(\d+)\}", text)
+    if frac:
+        if int(frac.group(3)) == 0:
+            return None
+        return Fraction(int(frac.group(2)), int(frac.group(3))) * (-1 if frac.group(1) else 1)
+    if _NUMBER.match(text.lower()):
+        try:
+            return Fraction(text.lower())
+        except (ValueError, ZeroDivisionError):
+            return None
+    return None
+
+
+def too_complex(answer: str, max_chars: int = 1000, max_depth: int = 32) -> bool:
+    """True for answers the symbolic parser must not see (size, nesting, power towers)."""
+    if len(answer) > max_chars or _POWER_TOWER.search(answer.replace(" ", "")):
+        return True
+    depth = deepest = 0
+    for ch in answer:
+        depth += (ch == "{") - (ch == "}")
+        deepest = max(deepest, depth)
+    return deepest > max_depth
+
+
+def answers_equal(predicted: str, gold: str, timeout_seconds: int = 5) -> bool:
+    """True when `predicted` and `gold` denote the same answer (see the module docstring)."""
+    if normalise(predicted) == normalise(gold):
+        return True
+    p, g = as_number(predicted), as_number(gold)
+    if p is not None and g is not None:
+        return p == g
+    if too_complex(predicted):
+        return False
+    from math_verify import parse, verify
+
+    # math-verify's timeout uses SIGALRM, which exists only in the main thread.
+    limit = timeout_seconds if threading.current_thread() is threading.main_thread() else None
+    try:
+        gold_parsed = parse(f"${gold}$", parsing_timeout=limit)
+        predicted_parsed = parse(f"${predicted}$", parsing_timeout=limit)
+        return bool(verify(gold_parsed, predicted_parsed, timeout_seconds=limit))
+    except Exception:  # a parser failure or timeout means "not shown equal"
+        return False
 
 
 class MathVerifier:
@@ -22,35 +104,26 @@ class MathVerifier:
 
     Args:
         think_only_after: grade only the text after the first `</think>` (the reference).
+        timeout_seconds: math-verify's limit per parse / comparison.
+        max_answer_chars: longer boxed answers score 0 without parsing.
 
     Example:
         >>> MathVerifier()("so \\\\boxed{\\\\frac{1}{2}}", Sample("a", "?", "0.5"))
         1.0
     """
 
-    def __init__(self, think_only_after: bool = True):
-        self.think_only_after = think_only_after
+    # sympy can hang in C code where no signal reaches it: the scoring runner isolates it.
+    isolated = True
+
+    def __init__(self, think_only_after: bool = True, timeout_seconds: int = 5, max_answer_chars: int = 1000):
+        check_positive("verifier.timeout_seconds", timeout_seconds)
+        check_positive("verifier.max_answer_chars", max_answer_chars)
+        self.think_only_after, self.timeout_seconds, self.max_answer_chars = think_only_after, int(timeout_seconds), max_answer_chars
 
     def __call__(self, response: str, sample: Sample) -> float:
         text = after_think(response) if self.think_only_after else response
-        predicted = last_boxed(text[-20_000:])
-        if predicted is None or len(predicted) > MAX_ANSWER_CHARS:
+        predicted = last_boxed(text[-SCAN_CHARS:])
+        if predicted is None or not predicted.strip() or len(predicted) > self.max_answer_chars:
             return 0.0
-        golds = sample.answer if isinstance(sample.answer, list) else [sample.answer]
-        return float(any(self._equal(predicted, str(gold)) for gold in golds))
-
-    @staticmethod
-    def _equal(predicted: str, gold: str) -> bool:
-        if _normalise(predicted) == _normalise(gold):
-            return True
-        try:
-            if float(_normalise(predicted).replace(",", "")) == float(_normalise(gold).replace(",", "")):
-                return True
-        except ValueError:
-            pass
-        from math_verify import parse, verify
-
-        try:
-            return bool(verify(parse(f"${gold}$"), parse(f"${predicted}$")))
-        except Exception:
-            return False
+        golds = sample.answer if isinstance(sample.answer, (list, tuple)) else [sample.answer]
+        return float(any(answers_equal(predicted, str(gold), self.timeout_seconds) for gold in golds))

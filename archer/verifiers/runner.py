@@ -1,33 +1,139 @@
-"""Score a batch of responses with a verifier; failures score 0 and are counted.
+"""Score a batch of responses: in parallel worker processes, each response under a timeout.
 
-This is the in-process runner; a verifier that can hang (code execution) runs its own
-subprocess with limits, so one bad response never stops training.
+A timeout, a crash of the worker or an exception in the verifier scores 0 and is counted
+(`reward/timeouts`, `reward/errors`); the run goes on. A worker that overruns is killed
+(with any sandboxed program it started, which dies with its parent) and replaced.
+
+`workers="auto"` uses worker processes for verifiers that declare `isolated = True` (math,
+code: they can hang in C code or run programs) and scores in-process otherwise (the pure
+regex verifiers of the arithmetic and logic tasks, where a process hop costs more than the
+check).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-
-import torch
+import multiprocessing as mp
+import os
+import pickle
+import subprocess
+import sys
+import time
+import weakref
+from multiprocessing.connection import Connection, wait
+from typing import TYPE_CHECKING
 
 from archer.types import Sample
+from archer.validation import ConfigError, check_positive
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
 
+class _Worker:
+    """One `python -m archer.verifiers.worker` process and its connection."""
+
+    def __init__(self, verifier_bytes: bytes):
+        self.conn, child = mp.Pipe()
+        # The child sees the same import path (user verifiers defined next to the run script).
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+        self.process = subprocess.Popen([sys.executable, "-m", "archer.verifiers.worker", str(child.fileno())],
+                                        pass_fds=[child.fileno()], env=env)
+        child.close()
+        self.conn.send_bytes(verifier_bytes)
+        self.task: int | None = None
+        self.deadline = math.inf
+
+    def wait_ready(self, timeout: float) -> None:
+        if not self.conn.poll(timeout):
+            self.stop(kill=True)
+            raise RuntimeError(f"a scoring worker did not start within {timeout:.0f}s")
+        try:
+            status, detail = self.conn.recv()
+        except (EOFError, OSError):
+            status, detail = "failed", f"exit code {self.process.wait()}"
+        if status != "ready":
+            self.stop(kill=True)
+            raise ConfigError(f"a scoring worker could not load the verifier: {detail}; a verifier used with "
+                              "scoring.workers > 0 must be importable by module path (not defined in __main__)")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, kill: bool = False) -> None:
+        if not kill and self.alive():
+            try:
+                self.conn.send(None)
+                self.process.wait(timeout=2)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+        if self.alive():
+            self.process.kill()  # any sandboxed program it started dies with it (PDEATHSIG)
+        self.process.wait()
+        self.conn.close()
+
+
 class ScoringRunner:
-    """Apply `verifier(response, sample)` to each pair, clamping to [0, 1].
+    """`runner(responses, samples) -> (scores [N], metrics)` with any `Verifier`.
 
     Args:
-        verifier: any `Verifier`.
+        verifier: `verifier(response, sample) -> float` in [0, 1]; must be picklable to use workers.
+        workers: worker processes; 0 scores in this process; "auto": min(CPUs, 8) for verifiers
+            marked `isolated`, else 0.
+        timeout: seconds one response may take in a worker before it scores 0.
+        startup_timeout: seconds a new worker may take to start and load the verifier.
+
+    Workers are fresh interpreters (`python -m archer.verifiers.worker`): they inherit neither
+    the trainer's threads, CUDA state and memory, nor its main module.
     """
 
-    def __init__(self, verifier):
-        self.verifier = verifier
+    def __init__(self, verifier, workers: int | str = "auto", timeout: float = 30.0, startup_timeout: float = 120.0):
+        check_positive("scoring.timeout", timeout)
+        if workers == "auto":
+            workers = min(os.cpu_count() or 1, 8) if getattr(verifier, "isolated", False) else 0
+        if not isinstance(workers, int) or workers < 0:
+            raise ConfigError(f"scoring.workers must be 'auto' or an integer >= 0, got {workers!r}")
+        self.verifier, self.workers, self.timeout, self.startup_timeout = verifier, workers, float(timeout), startup_timeout
+        self._verifier_bytes = b""
+        if workers:
+            try:
+                self._verifier_bytes = pickle.dumps(verifier)
+            except Exception as err:
+                raise ConfigError(f"scoring.workers={workers} needs a picklable verifier, and "
+                                  f"{type(verifier).__name__} is not ({err}); set scoring.workers=0") from err
+        self._pool: list[_Worker] = []
+        self._finalizer = weakref.finalize(self, _stop_all, self._pool)
 
     def __call__(self, responses: list[str], samples: list[Sample]) -> tuple[torch.Tensor, dict[str, float]]:
-        rewards, errors = [], 0
+        if len(responses) != len(samples):
+            raise ValueError(f"{len(responses)} responses for {len(samples)} samples")
+        if self.workers == 0:
+            values, errors, timeouts = self._score_here(responses, samples)
+        else:
+            values, errors, timeouts = self._score_in_workers(responses, samples)
+        import torch
+
+        scores = torch.tensor([min(max(v, 0.0), 1.0) for v in values], dtype=torch.float32)
+        return scores, {"reward/errors": float(errors), "reward/timeouts": float(timeouts)}
+
+    def close(self) -> None:
+        """Stop the worker processes (also done when the runner is garbage-collected)."""
+        _stop_all(self._pool)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __getstate__(self):
+        raise TypeError("ScoringRunner owns processes and cannot be pickled; pickle its verifier instead")
+
+    def _score_here(self, responses, samples):
+        values, errors = [], 0
         for response, sample in zip(responses, samples):
             try:
                 value = float(self.verifier(response, sample))
@@ -35,7 +141,62 @@ class ScoringRunner:
                     raise ValueError("verifier returned NaN")
             except Exception as err:  # a verifier bug must not stop training: score 0, count it
                 errors += 1
-                log.debug("verifier failed on sample %s: %r", sample.id, err)
+                log.warning("verifier failed on sample %s: %r", sample.id, err)
                 value = 0.0
-            rewards.append(min(max(value, 0.0), 1.0))
-        return torch.tensor(rewards, dtype=torch.float32), {"reward/errors": float(errors)}
+            values.append(value)
+        return values, errors, 0
+
+    def _score_in_workers(self, responses, samples):
+        fresh = [_Worker(self._verifier_bytes) for _ in range(self.workers - len(self._pool))]
+        self._pool.extend(fresh)
+        for worker in fresh:
+            worker.wait_ready(self.startup_timeout)
+        values = [0.0] * len(responses)
+        todo = list(range(len(responses)))[::-1]
+        errors = timeouts = 0
+        busy: dict[Connection, _Worker] = {}
+        while todo or busy:
+            for worker in list(self._pool):
+                if worker.task is None and todo:
+                    if not worker.alive():  # died between batches
+                        worker = self._replace(worker)
+                    index = todo.pop()
+                    worker.conn.send((index, responses[index], samples[index]))
+                    worker.task, worker.deadline = index, time.monotonic() + self.timeout
+                    busy[worker.conn] = worker
+            left = min(w.deadline for w in busy.values()) - time.monotonic()
+            for conn in wait(list(busy), timeout=max(left, 0.0)):
+                worker = busy.pop(conn)
+                try:
+                    index, value, error = conn.recv()
+                except (EOFError, OSError):  # the worker died (segfault, OOM kill, killed by the program)
+                    errors += 1
+                    log.warning("scoring worker died on sample %s; scored 0", samples[worker.task].id)
+                    self._replace(worker)
+                    continue
+                if error is not None or math.isnan(value):
+                    errors += 1
+                    log.warning("verifier failed on sample %s: %s", samples[index].id, error or "NaN")
+                    value = 0.0
+                values[index], worker.task, worker.deadline = value, None, math.inf
+            now = time.monotonic()
+            for conn, worker in list(busy.items()):
+                if worker.deadline <= now and not conn.poll(0):  # an answer waiting is not late
+                    timeouts += 1
+                    log.warning("sample %s took over %.0fs to score; scored 0", samples[worker.task].id, self.timeout)
+                    del busy[conn]
+                    self._replace(worker)
+        return values, errors, timeouts
+
+    def _replace(self, worker: _Worker) -> _Worker:
+        worker.stop(kill=True)
+        fresh = _Worker(self._verifier_bytes)
+        fresh.wait_ready(self.startup_timeout)
+        self._pool[self._pool.index(worker)] = fresh
+        return fresh
+
+
+def _stop_all(pool: list[_Worker]) -> None:
+    for worker in pool:
+        worker.stop()
+    pool.clear()

@@ -1,4 +1,4 @@
-"""Math and code verifiers (the full hardening suite is a later issue)."""
+"""Answer extraction and the code verifier's three test formats."""
 
 import pytest
 

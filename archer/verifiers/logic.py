@@ -1,0 +1,64 @@
+"""Knights and Knaves: every person's role must be stated, and right.
+
+The graded text is the last `<answer>...</answer>` block after `</think>` (Logic-RL's format),
+else everything after `</think>`. Within it, statements like "(1) Zoey is a knave",
+"Oliver is a knight", "Zoey: knave" or "Zoey - a knight" assign roles; when one person is
+named several times, the last statement counts (reasoning may try a role before settling).
+"""
+
+from __future__ import annotations
+
+import re
+
+from archer.types import Sample
+from archer.verifiers.extract import after_think
+
+_ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_GOLD_LINE = re.compile(r"\(\d+\)\s*(.+?)\s+is\s+an?\s+(knight|knave)", re.IGNORECASE)
+
+
+def gold_roles(answer) -> dict[str, str]:
+    """name -> "knight"/"knave" from a mapping or from Logic-RL's "(1) Zoey is a knave" text."""
+    if isinstance(answer, dict):
+        return {str(name): str(role).lower() for name, role in answer.items()}
+    roles = {name: role.lower() for name, role in _GOLD_LINE.findall(str(answer))}
+    if not roles:
+        raise ValueError(f"cannot read roles from the gold answer {str(answer)[:80]!r}")
+    return roles
+
+
+def stated_roles(text: str, names: list[str]) -> dict[str, str]:
+    """The last role stated for each of `names` in `text` (names never stated are absent)."""
+    found = {}
+    for name in names:
+        pattern = re.compile(
+            rf"\b{re.escape(name)}\b\s*(?:is\s+(?:an?\s+)?|:\s*|-\s*(?:an?\s+)?|=\s*)(knight|knave)s?\b", re.IGNORECASE
+        )
+        matches = pattern.findall(text)
+        if matches:
+            found[name] = matches[-1].lower()
+    return found
+
+
+class LogicVerifier:
+    """1.0 when the response names every person's role correctly, else 0.0.
+
+    Args:
+        think_only_after: grade only the text after the first `</think>`.
+        require_answer_tags: grade only inside `<answer>...</answer>` (0 without one).
+    """
+
+    isolated = False  # regular expressions on a bounded text: no need for a worker process
+
+    def __init__(self, think_only_after: bool = True, require_answer_tags: bool = False):
+        self.think_only_after, self.require_answer_tags = think_only_after, require_answer_tags
+
+    def __call__(self, response: str, sample: Sample) -> float:
+        text = after_think(response) if self.think_only_after else response
+        blocks = _ANSWER.findall(text[-20_000:])
+        if blocks:
+            text = blocks[-1]
+        elif self.require_answer_tags:
+            return 0.0
+        gold = gold_roles(sample.answer)
+        return float(stated_roles(text[-20_000:], list(gold)) == gold)

@@ -1,0 +1,44 @@
+"""LogicVerifier: roles read from Logic-RL answers and free-form statements."""
+
+import pytest
+
+from archer.types import Sample
+from archer.verifiers import LogicVerifier
+from archer.verifiers.logic import gold_roles, stated_roles
+
+GOLD = {"Zoey": "knave", "Oliver": "knight"}
+SAMPLE = Sample("kk", "?", GOLD)
+
+
+@pytest.mark.parametrize(("response", "score"), [
+    ("<think>...</think><answer>(1) Zoey is a knave\n(2) Oliver is a knight</answer>", 1.0),
+    ("So Zoey is a knave and Oliver is a knight.", 1.0),
+    ("Zoey: knave\nOliver: Knight", 1.0),
+    ("Zoey - a knave, Oliver - a knight", 1.0),
+    # a role tried and then revised: the last statement counts
+    ("Suppose Zoey is a knight... contradiction, so Zoey is a knave. Oliver is a knight.", 1.0),
+    ("<answer>(1) Zoey is a knight\n(2) Oliver is a knight</answer>", 0.0),
+    ("<answer>(1) Zoey is a knave</answer>", 0.0),  # Oliver missing
+    ("Zoey is a knave.", 0.0),
+    # only the answer block is graded when there is one
+    ("Zoey is a knave, Oliver is a knight. <answer>Zoey is a knight, Oliver is a knight</answer>", 0.0),
+    # the thinking does not count
+    ("<think>Zoey is a knave and Oliver is a knight</think> I am not sure", 0.0),
+    ("", 0.0),
+])
+def test_responses(response, score):
+    assert LogicVerifier()(response, SAMPLE) == score
+
+
+def test_names_sharing_a_prefix_are_kept_apart():
+    gold = {"Jack": "knight", "Jackson": "knave"}
+    assert stated_roles("Jackson is a knave. Jack is a knight.", list(gold)) == gold
+
+
+def test_gold_from_logic_rl_text_and_tags_option():
+    assert gold_roles("(1) Zoey is a knave\n(2) Oliver is a knight") == GOLD
+    text_gold = Sample("kk", "?", "(1) Zoey is a knave\n(2) Oliver is a knight")
+    assert LogicVerifier()("Zoey is a knave, Oliver is a knight", text_gold) == 1.0
+    assert LogicVerifier(require_answer_tags=True)("Zoey is a knave, Oliver is a knight", SAMPLE) == 0.0
+    with pytest.raises(ValueError, match="cannot read roles"):
+        gold_roles("nobody")

@@ -1,0 +1,148 @@
+"""MathVerifier on answer styles drawn from the shipped benchmarks (MATH-500, AIME, AMC,
+Minerva, OlympiadBench): each row is (gold, predicted, equal?)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from archer.types import Sample
+from archer.verifiers.math import MathVerifier, answers_equal, as_number, normalise, too_complex
+
+PAIRS = [
+    # integers (AIME/AMC), leading zeros, separators, trailing .0
+    ("204", "204", True),
+    ("25", "025", True),
+    ("142", "142.0", True),
+    ("27648", "27,648", True),
+    ("1000000", "1,000,000", True),
+    ("-2019", "-2019", True),
+    ("204", "205", False),
+    ("25", "-25", False),
+    ("7", "77", False),
+    # fractions, \dfrac, decimals
+    ("\\frac{11}{2}", "\\dfrac{11}{2}", True),
+    ("\\frac{11}{2}", "5.5", True),
+    ("\\frac{1}{4}", "0.25", True),
+    ("\\frac{1}{4}", "\\tfrac14", True),
+    ("\\frac{2}{3}", "0.67", False),
+    ("\\frac{1}{4}", "\\frac{1}{5}", False),
+    ("-\\frac{1}{2}", "-0.5", True),
+    ("\\frac{3}{2}", "1\\frac{1}{2}", True),  # a mixed number
+    # percentages, degrees, units
+    ("50\\%", "50", True),
+    ("76^\\circ", "76", True),
+    ("76^\\circ", "76^{\\circ}", True),
+    ("90^\\circ", "45^\\circ", False),
+    ("10\\text{ inches}", "10", True),
+    ("\\text{(C)}", "\\text{(C)}", True),
+    ("\\text{(C)}", "\\text{(D)}", False),
+    # scientific notation (Minerva)
+    ("1.24e-8", "1.24 \\times 10^{-8}", True),
+    ("4.46e19", "4.46\\times10^{19}", True),
+    ("9.35e5", "935000", True),
+    ("9.35e5", "9.36e5", False),
+    ("6630", "6630", True),
+    ("0.554", "0.555", False),
+    # radicals, pi, complex numbers
+    ("2\\sqrt{2}", "\\sqrt{8}", True),
+    ("\\sqrt{2}", "\\sqrt{3}", False),
+    ("\\frac{\\sqrt{3}}{2}", "\\frac{1}{2}\\sqrt{3}", True),
+    ("3\\pi", "3 \\pi", True),
+    ("\\frac{\\pi}{2}", "\\pi/2", True),
+    ("6+9i", "9i+6", True),
+    ("6+9i", "6-9i", False),
+    # tuples, points, intervals, sets
+    ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\frac{\\pi}{2})", True),
+    ("(3, \\frac{\\pi}{2})", "(3, \\pi)", False),
+    ("(1,2)", "(2,1)", False),
+    ("[-2, 5)", "[-2,5)", True),
+    ("[-2, 5)", "(-2, 5)", False),
+    ("(-\\infty, 3]", "(-\\infty,3]", True),
+    ("\\{1, 2, 3\\}", "\\{3, 2, 1\\}", True),
+    ("1, 2, 3", "3, 2, 1", True),
+    ("1, 2, 3", "1, 2", False),
+    # algebraic expressions (OlympiadBench, Minerva)
+    ("n^{2}+1", "1+n^2", True),
+    ("n^{2}+1", "n^2-1", False),
+    ("p(x)=\\frac{(x-1)(x-2)}{6}", "\\frac{(x-1)(x-2)}{6}", True),
+    ("\\frac{1}{s+a}", "\\frac{1}{a+s}", True),
+    ("\\frac{1}{s+a}", "\\frac{1}{s-a}", False),
+    ("x^2+2x+1", "(x+1)^2", True),
+    ("2^{100}", "2^{100}", True),
+    ("2^{100}", "2^{99}", False),
+    # equations and labels
+    ("5", "x=5", True),
+    ("y=2x+3", "y=2x+3", True),
+    ("y=2x+3", "y=3x+2", False),
+    # matrices
+    ("\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", "\\begin{pmatrix}-1&0\\\\0&-1\\end{pmatrix}", True),
+    ("\\begin{pmatrix} -1 & 0 \\\\ 0 & -1 \\end{pmatrix}", "\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}", False),
+    # more styles seen in the sets
+    ("\\frac{9}{4}", "2.25", True),
+    ("\\sqrt{5}", "5^{1/2}", True),
+    ("\\infty", "\\infty", True),
+    ("3", "\\text{3}", True),
+    ("0", "-0", True),
+    ("1.6", "1.60", True),
+    ("1.6", "1.7", False),
+    ("\\frac{2}{3} \\frac{C}{S}", "\\frac{2C}{3S}", True),
+    ("-1", "1", False),
+    ("\\pi", "3.14", False),
+    # junk
+    ("12", "", False),
+    ("12", "twelve-ish", False),
+]
+
+
+@pytest.mark.parametrize(("gold", "predicted", "equal"), PAIRS)
+def test_answer_pairs(gold, predicted, equal):
+    verifier = MathVerifier()
+    assert verifier(f"Reasoning... so the answer is \\boxed{{{predicted}}}.", Sample("p", "?", gold)) == float(equal)
+
+
+def test_table_is_large_enough():
+    assert len(PAIRS) >= 60 and sum(e for *_, e in PAIRS) >= 25 and sum(not e for *_, e in PAIRS) >= 25
+
+
+def test_multiple_golds_and_think_section():
+    verifier = MathVerifier()
+    assert verifier("\\boxed{3}", Sample("p", "?", ["2", "3"])) == 1.0
+    # only the text after </think> is graded: a boxed answer inside the thinking does not count
+    assert verifier("<think>\\boxed{3}</think> I give up", Sample("p", "?", "3")) == 0.0
+    assert verifier("<think>\\boxed{2}</think> \\boxed{3}", Sample("p", "?", "3")) == 1.0
+    assert MathVerifier(think_only_after=False)("<think>\\boxed{3}</think> no", Sample("p", "?", "3")) == 1.0
+    assert verifier("no boxed answer at all: 3", Sample("p", "?", "3")) == 0.0
+
+
+def test_number_parsing():
+    assert as_number("025") == 25
+    assert as_number("1,000") == 1000
+    assert as_number("\\frac{3}{4}") == as_number("0.75")
+    assert as_number("1.5\\times10^{3}") == 1500
+    assert as_number("x+1") is None
+    assert normalise("$\\dfrac{1}{2}.$") == "\\frac{1}{2}"
+
+
+@pytest.mark.parametrize("answer", [
+    "10^{10^{10^{10}}}",
+    "2^{2^{2^{2^{2^{2}}}}}",
+    "{" * 3000 + "1" + "}" * 3000,
+    "9^9^9^9",
+    "100000!",
+    "x" * 1_000_000,
+    "10^{999999999}",
+])
+def test_hostile_answers_score_zero_fast(answer):
+    assert too_complex(answer) or len(answer) > 1000
+    started = time.perf_counter()
+    assert MathVerifier()(f"\\boxed{{{answer}}}", Sample("p", "?", "12")) == 0.0
+    assert answers_equal(answer, "12") is False
+    assert time.perf_counter() - started < 2.0
+
+
+def test_megabyte_response_without_answer():
+    started = time.perf_counter()
+    assert MathVerifier()("\\boxed{" * 200_000 + "1", Sample("p", "?", "1")) == 0.0
+    assert time.perf_counter() - started < 2.0
