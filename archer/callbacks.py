@@ -27,3 +27,43 @@ class RLStepCheckpoint(L.Callback):
             self.dirpath.mkdir(parents=True, exist_ok=True)
             trainer.save_checkpoint(self.dirpath / f"step-{step:06d}.ckpt")
             trainer.save_checkpoint(self.dirpath / "last.ckpt")
+
+
+class ValidationLoop(L.Callback):
+    """Every N RL steps, evaluate on held-out sets and log `val/<set>/avg@k`, `val/<set>/pass@k`
+    (and `maj@k`, response length, repetition), the same metrics `archer-eval` reports.
+
+    Args:
+        sets: name -> problems (`Sample`s); "heldout" is the task's own held-out split.
+        template, verifier: how prompts are built and responses scored (the run's own).
+        scorer: the run's ScoringRunner.
+        engine: a rollout engine at the evaluation temperature.
+        every_n_steps: period in RL steps (0: off); the last step is always validated.
+        k: samples per problem.
+        seed: evaluation seed (the same problems and sampling streams at every validation).
+    """
+
+    def __init__(self, sets: dict, template, verifier, scorer, engine, every_n_steps: int, k: int = 4, seed: int = 0):
+        self.sets, self.template, self.verifier, self.scorer, self.engine = sets, template, verifier, scorer, engine
+        self.every_n_steps, self.k, self.seed = int(every_n_steps), int(k), seed
+        self.history: list[dict] = []
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:  # one epoch = one RL step
+        from archer.evaluation import evaluate_benchmark, summarize
+
+        step = pl_module.rl_step
+        if not self.every_n_steps or (step % self.every_n_steps and step != pl_module.schedule.steps):
+            return
+        logged = {"rl_step": step}
+        for name, problems in self.sets.items():
+            records = evaluate_benchmark(pl_module.policy, pl_module.tokenizer, self.template, self.engine, self.scorer,
+                                         self.verifier, name, problems, self.k, self.seed, problems_per_chunk=len(problems))
+            row = summarize(records, self.k, self.verifier, bootstrap_samples=100, seed=self.seed)
+            for metric in (f"avg@{self.k}", f"pass@{self.k}", f"maj@{self.k}", "repetition@20", "truncated"):
+                if metric in row:
+                    logged[f"val/{name}/{metric}"] = row[metric]
+            logged[f"val/{name}/response_tokens"] = row["response_tokens"]["mean"]
+        for key, value in logged.items():
+            if key != "rl_step":
+                pl_module.log(key, value, on_step=False, on_epoch=True, rank_zero_only=True)
+        self.history.append(logged)

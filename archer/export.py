@@ -24,7 +24,31 @@ def tokenizer_snapshot(tokenizer) -> dict[str, bytes]:
 
 def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
     """Write the policy of an Archer checkpoint as a Hugging Face folder."""
+    model, tokenizer_files = policy_from_checkpoint(ckpt_path)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    for name, data in tokenizer_files.items():
+        (out_dir / name).write_bytes(data)
+    AutoTokenizer.from_pretrained(out_dir)  # fail now, not at the next load, if something is off
+    return out_dir
+
+
+def load_checkpoint(ckpt_path: str | Path):
+    """(policy, tokenizer) of an Archer training checkpoint, ready to generate."""
+    model, tokenizer_files = policy_from_checkpoint(ckpt_path)
+    with tempfile.TemporaryDirectory() as folder:
+        for name, data in tokenizer_files.items():
+            (Path(folder) / name).write_bytes(data)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+    return model, tokenizer
+
+
+def policy_from_checkpoint(ckpt_path: str | Path):
+    """(policy model, tokenizer files) stored in an Archer checkpoint."""
     ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise ConfigError(f"{ckpt_path}: no such checkpoint; point at a run's checkpoints/last.ckpt")
     try:
         checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     except Exception as err:
@@ -41,13 +65,7 @@ def export_checkpoint(ckpt_path: str | Path, out_dir: str | Path) -> Path:
     missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]
     if missing or unexpected:
         raise ConfigError(f"{ckpt_path}: policy weights do not match its config (missing {missing[:3]}, unexpected {unexpected[:3]})")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out_dir)
-    for name, data in meta["tokenizer_files"].items():
-        (out_dir / name).write_bytes(data)
-    AutoTokenizer.from_pretrained(out_dir)  # fail now, not at the next load, if something is off
-    return out_dir
+    return model, meta["tokenizer_files"]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -28,8 +28,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from archer.callbacks import RLStepCheckpoint
-from archer.data import DataError, PromptStream
+from archer.callbacks import RLStepCheckpoint, ValidationLoop
+from archer.data import DataError, PromptStream, load_benchmark
 from archer.heldout import evaluate_heldout
 from archer.models import (
     TinyModelConfig,
@@ -154,9 +154,13 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         instantiate(cfg.scheduler) if cfg.scheduler else None, c.group_filter, c.overlong, seed=cfg.seed,
     )
     logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
+    callbacks = [RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)]
+    validation = build_validation(cfg, c, heldout, scorer, eval_engine)
+    if validation is not None:
+        callbacks.append(validation)
     # One Lightning epoch is one RL step (archer/data/stream.py, StepLoader).
     trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir), max_epochs=c.schedule.steps,
-                          callbacks=[RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)])
+                          callbacks=callbacks)
     trainer.fit(module, ckpt_path=cfg.ckpt_path)
 
     policy.to(device)  # Lightning's teardown moves the module back to the CPU
@@ -175,11 +179,25 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         "seed": cfg.seed,
         "hf_model": str(export_dir) if export_dir else None,
         "tensorboard": str(Path(logger.log_dir)) if logger else None,
+        "validation": validation.history if validation is not None else [],
     }
     if trainer.is_global_zero:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         _report(summary, run_dir)
     return summary
+
+
+def build_validation(cfg: DictConfig, c: Components, heldout: list, scorer, engine) -> ValidationLoop | None:
+    """The validation callback of `cfg.validation`, or None when it is off."""
+    v = cfg.get("validation")
+    if not v or not v.every_n_steps:
+        return None
+    sets = {"heldout": heldout[: v.max_problems]} if heldout else {}
+    for name in v.benchmarks or []:
+        sets[name] = load_benchmark(name, v.max_problems)
+    if not sets:
+        return None
+    return ValidationLoop(sets, c.template, c.verifier, scorer, engine, v.every_n_steps, v.k, cfg.seed)
 
 
 def _report(summary: dict, run_dir: Path) -> None:

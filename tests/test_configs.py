@@ -59,3 +59,24 @@ def test_dapo_baseline_matches_the_paper_table():
     constraint = instantiate(cfg.constraint)
     assert (constraint.eps_low, constraint.eps_high, constraint.kl_coef) == (0.2, 0.22, 0.0)
     assert cfg.rl.mini_batch_prompts == 16 and cfg.overlong._target_.endswith("OverlongFilter")
+
+
+@pytest.mark.parametrize("suite", configs("suite"))
+def test_eval_suites_compose_name_real_benchmarks_and_build_their_components(suite):
+    from archer.data import BENCHMARKS, benchmark_kind
+
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose(config_name="eval", overrides=[f"suite={suite}"])
+    assert cfg.suite.benchmarks and 0 < cfg.suite.sampling.temperature
+    for name, spec in cfg.suite.benchmarks.items():
+        assert name in BENCHMARKS and spec.k >= 1
+        kind = cfg.kinds[benchmark_kind(name)]
+        assert callable(instantiate(kind.verifier)) and hasattr(instantiate(kind.template), "encode")
+
+
+def test_paper_math_suite_matches_the_paper():
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose(config_name="eval", overrides=["suite=paper_math"])
+    ks = {name: spec.k for name, spec in cfg.suite.benchmarks.items()}
+    assert ks == {"aime2024": 64, "aime2025": 64, "amc": 64, "math500": 4, "minerva": 8, "olympiadbench": 4}
+    assert cfg.suite.sampling.temperature == 0.8 and cfg.suite.sampling.top_p == 1.0

@@ -22,6 +22,14 @@ class ArithmeticVerifier:
 
     isolated = False  # one regular expression on the last 64 characters: score in-process
 
+    def extract(self, response: str, sample: Sample | None = None) -> str | None:
+        """The final `#` answer as a string, or None."""
+        match = _FINAL.search(response.strip()[-64:])
+        return match.group(1) if match else None
+
+    def vote_key(self, answer: str) -> str:
+        return str(int(answer))
+
     def __call__(self, response: str, sample: Sample) -> float:
         match = _FINAL.search(response.strip()[-64:])
         return float(match is not None and int(match.group(1)) == int(sample.answer))

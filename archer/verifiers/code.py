@@ -99,8 +99,12 @@ class CodeVerifier:
         self.limits = Limits(timeout=timeout, memory_mb=memory_mb, max_output_bytes=max_output_bytes)
         self.think_only_after = think_only_after
 
+    def extract(self, response: str, sample: Sample | None = None) -> str | None:
+        """The program that is run (the last fenced python block), or None."""
+        return last_code_block(after_think(response) if self.think_only_after else response)
+
     def __call__(self, response: str, sample: Sample) -> float:
-        program = last_code_block(after_think(response) if self.think_only_after else response)
+        program = self.extract(response)
         if program is None:
             return 0.0
         spec = sample.answer if isinstance(sample.answer, dict) else json.loads(sample.answer)

@@ -53,12 +53,25 @@ class LogicVerifier:
     def __init__(self, think_only_after: bool = True, require_answer_tags: bool = False):
         self.think_only_after, self.require_answer_tags = think_only_after, require_answer_tags
 
-    def __call__(self, response: str, sample: Sample) -> float:
+    def _graded_text(self, response: str) -> str | None:
         text = after_think(response) if self.think_only_after else response
         blocks = _ANSWER.findall(text[-20_000:])
         if blocks:
-            text = blocks[-1]
-        elif self.require_answer_tags:
+            return blocks[-1]
+        return None if self.require_answer_tags else text[-20_000:]
+
+    def extract(self, response: str, sample: Sample) -> str | None:
+        """The stated roles as "Name=role; ..." in the gold's order, or None if none is stated."""
+        text = self._graded_text(response)
+        roles = stated_roles(text, list(gold_roles(sample.answer))) if text is not None else {}
+        return "; ".join(f"{name}={role}" for name, role in roles.items()) or None
+
+    def vote_key(self, answer: str) -> str:
+        return answer
+
+    def __call__(self, response: str, sample: Sample) -> float:
+        text = self._graded_text(response)
+        if text is None:
             return 0.0
         gold = gold_roles(sample.answer)
-        return float(stated_roles(text[-20_000:], list(gold)) == gold)
+        return float(stated_roles(text, list(gold)) == gold)

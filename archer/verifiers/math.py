@@ -120,9 +120,17 @@ class MathVerifier:
         check_positive("verifier.max_answer_chars", max_answer_chars)
         self.think_only_after, self.timeout_seconds, self.max_answer_chars = think_only_after, int(timeout_seconds), max_answer_chars
 
+    def extract(self, response: str, sample: Sample | None = None) -> str | None:
+        """The graded answer (the last boxed expression), or None."""
+        return last_boxed((after_think(response) if self.think_only_after else response)[-SCAN_CHARS:])
+
+    def vote_key(self, answer: str) -> str:
+        """Answers that are spelled differently but obviously equal share a key (majority vote)."""
+        number = as_number(answer)
+        return str(number) if number is not None else normalise(answer)
+
     def __call__(self, response: str, sample: Sample) -> float:
-        text = after_think(response) if self.think_only_after else response
-        predicted = last_boxed(text[-SCAN_CHARS:])
+        predicted = self.extract(response)
         if predicted is None or not predicted.strip() or len(predicted) > self.max_answer_chars:
             return 0.0
         golds = sample.answer if isinstance(sample.answer, (list, tuple)) else [sample.answer]
