@@ -25,8 +25,8 @@ class RLStepCheckpoint(L.Callback):
         step = pl_module.rl_step
         if step == pl_module.schedule.steps or (self.every_n_steps and step % self.every_n_steps == 0):
             self.dirpath.mkdir(parents=True, exist_ok=True)
-            trainer.save_checkpoint(self.dirpath / f"step-{step:06d}.ckpt")
-            trainer.save_checkpoint(self.dirpath / "last.ckpt")
+            trainer.save_checkpoint(self.dirpath / f"step-{step:06d}.ckpt", weights_only=False)
+            trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
 
 
 class ValidationLoop(L.Callback):
@@ -48,12 +48,19 @@ class ValidationLoop(L.Callback):
         self.every_n_steps, self.k, self.seed = int(every_n_steps), int(k), seed
         self.history: list[dict] = []
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        if self.every_n_steps and pl_module.rl_step == 0:  # the starting point of every curve
+            self._validate(pl_module, log_to_lightning=False, trainer=trainer)
+
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # one epoch = one RL step
+        step = pl_module.rl_step
+        if self.every_n_steps and (step % self.every_n_steps == 0 or step == pl_module.schedule.steps):
+            self._validate(pl_module, log_to_lightning=True, trainer=trainer)
+
+    def _validate(self, pl_module, log_to_lightning: bool, trainer) -> None:
         from archer.evaluation import evaluate_benchmark, summarize
 
         step = pl_module.rl_step
-        if not self.every_n_steps or (step % self.every_n_steps and step != pl_module.schedule.steps):
-            return
         logged = {"rl_step": step}
         for name, problems in self.sets.items():
             records = evaluate_benchmark(pl_module.policy, pl_module.tokenizer, self.template, self.engine, self.scorer,
@@ -63,7 +70,10 @@ class ValidationLoop(L.Callback):
                 if metric in row:
                     logged[f"val/{name}/{metric}"] = row[metric]
             logged[f"val/{name}/response_tokens"] = row["response_tokens"]["mean"]
-        for key, value in logged.items():
-            if key != "rl_step":
+        values = {key: value for key, value in logged.items() if key != "rl_step"}
+        if log_to_lightning:
+            for key, value in values.items():
                 pl_module.log(key, value, on_step=False, on_epoch=True, rank_zero_only=True)
+        elif trainer.logger is not None and trainer.is_global_zero:  # before training: Lightning's log() is closed
+            trainer.logger.log_metrics(values, step=0)
         self.history.append(logged)

@@ -94,11 +94,12 @@ def collect_experience(
     """
     target = len(prompts)
     parts: list[tuple[RolloutBatch, list[Sample], Tensor]] = []
-    metrics = {"reward/errors": 0.0, "reward/timeouts": 0.0}
+    metrics = {"reward/errors": 0.0, "reward/timeouts": 0.0, "train/generated_tokens": 0.0}
     generated_groups = kept_groups = 0
     all_scores = []
     for attempt in range(1 + group_filter.refill_tries):
         rollout = generate(prompts)
+        metrics["train/generated_tokens"] += float(rollout.response_mask.sum())  # the sampling budget, filtered or not
         samples = [prompts[g] for g in rollout.group_ids.tolist()]
         scores, score_metrics = score(rollout.texts, samples)
         for key in ("reward/errors", "reward/timeouts"):

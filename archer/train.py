@@ -11,6 +11,7 @@ key, value or data row fails in seconds with a message naming it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -141,9 +142,7 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
     if resuming and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist; point it at a run's checkpoints/last.ckpt")
     if is_tiny and not resuming:
-        warm = WarmupConfig(**cfg.model.warmup)
-        print(f"[archer] warm-up: {warm.steps} supervised steps on {len(c.data.train)} gold solutions", flush=True)
-        supervised_warmup(policy, tokenizer, c.template, c.data.train, warm, seed=cfg.seed)
+        warm_up(cfg, policy, tokenizer, c)
     before = evaluate() if heldout else None
     if before:
         print(f"[archer] held-out pass@1 before RL: {100 * before['pass@1']:.1f}%", flush=True)
@@ -185,6 +184,32 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         _report(summary, run_dir)
     return summary
+
+
+def warm_up(cfg: DictConfig, policy, tokenizer, c: Components) -> None:
+    """The tiny policy's supervised warm-up, or its result from `model.warmup_cache` when a run
+    with the same seed, model, warm-up and data settings stored it there (sweeps share it)."""
+    warm = WarmupConfig(**cfg.model.warmup)
+    cache = None
+    if cfg.model.get("warmup_cache"):
+        key = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("data",)}
+        key.update(seed=cfg.seed, tiny=OmegaConf.to_container(cfg.model.tiny), warmup=OmegaConf.to_container(cfg.model.warmup))
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        cache = Path(cfg.model.warmup_cache).expanduser() / f"warmup-{digest}.pt"
+        if cache.is_file():
+            try:
+                policy.load_state_dict(torch.load(cache, map_location="cpu", weights_only=True))
+                print(f"[archer] warm-up: loaded from {cache}", flush=True)
+                return
+            except Exception as err:  # a broken cache file costs a warm-up, never the run
+                print(f"[archer] warm-up cache {cache} unreadable ({err}); warming up again", flush=True)
+    print(f"[archer] warm-up: {warm.steps} supervised steps on {len(c.data.train)} gold solutions", flush=True)
+    supervised_warmup(policy, tokenizer, c.template, c.data.train, warm, seed=cfg.seed)
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(policy.state_dict(), partial)
+        partial.replace(cache)  # atomic: parallel sweep jobs never read half a file
 
 
 def build_validation(cfg: DictConfig, c: Components, heldout: list, scorer, engine) -> ValidationLoop | None:

@@ -87,11 +87,11 @@ def test_saved_model_and_bad_config(tmp_path, tiny_model_dir):
 def test_validation_during_training_logs_val_metrics(run):
     summary, run_dir = run(["heldout.max_problems=4", "validation.every_n_steps=1", "validation.k=2",
                             "validation.max_problems=4", "logger=tensorboard"])
-    assert [entry["rl_step"] for entry in summary["validation"]] == [1, 2]
+    assert [entry["rl_step"] for entry in summary["validation"]] == [0, 1, 2]
     assert {"val/heldout/avg@2", "val/heldout/pass@2", "val/heldout/repetition@20"} <= set(summary["validation"][0])
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(summary["tensorboard"])
     events.Reload()
     assert {"val/heldout/avg@2", "val/heldout/pass@2"} <= set(events.Tags()["scalars"])
-    assert len(events.Scalars("val/heldout/avg@2")) == 2
+    assert len(events.Scalars("val/heldout/avg@2")) == 3
