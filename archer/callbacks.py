@@ -73,7 +73,8 @@ class ValidationLoop(L.Callback):
         values = {key: value for key, value in logged.items() if key != "rl_step"}
         if log_to_lightning:
             for key, value in values.items():
-                pl_module.log(key, value, on_step=False, on_epoch=True, rank_zero_only=True)
+                # every rank evaluates the same problems with the same seeds: the mean is that value
+                pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=trainer.world_size > 1)
         elif trainer.logger is not None and trainer.is_global_zero:  # before training: Lightning's log() is closed
             trainer.logger.log_metrics(values, step=0)
         self.history.append(logged)

@@ -63,6 +63,8 @@ def concat_rollouts(batches: list[RolloutBatch], pad_id: int) -> RolloutBatch:
         truncated=torch.cat([b.truncated for b in batches]),
         group_ids=torch.cat(groups),
         texts=[text for b in batches for text in b.texts],
+        engine_logprobs=None if any(b.engine_logprobs is None for b in batches)
+        else torch.cat([rpad(b.engine_logprobs, t, 0.0) for b in batches]),
     )
 
 

@@ -76,6 +76,16 @@ def _largest_divisor(n: int, at_most: int) -> int:
     return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
 
 
+def logprob_gap(rollout, trainer_logprobs: Tensor) -> float:
+    """Mean |engine log-prob - trainer log-prob| over sampled tokens: ~0 when both hold the
+    same weights; a jump means the rollout engine samples from stale weights."""
+    mask = rollout.response_mask.to(trainer_logprobs.device)
+    engine = rollout.engine_logprobs.to(trainer_logprobs.device, trainer_logprobs.dtype)
+    width = min(engine.shape[1], trainer_logprobs.shape[1])
+    diff = (engine[:, :width] - trainer_logprobs[:, :width]).abs()
+    return (diff * mask[:, :width]).sum().item() / max(int(mask[:, :width].sum()), 1)
+
+
 class ArcherModule(L.LightningModule):
     """RLVR with swappable token classifier, constraint and advantage estimator.
 
@@ -114,11 +124,12 @@ class ArcherModule(L.LightningModule):
 
     def training_step(self, step: int, batch_idx: int) -> None:
         s, timer = self.schedule, PhaseTimer()
-        torch.manual_seed(self.seed * 1_000_003 + step * 7_919 + self.global_rank)
-        # 1-3. rollout, verify, dynamic sampling (+ refill) and overlong handling
+        step_seed = self.seed * 1_000_003 + step * 7_919
+        torch.manual_seed(step_seed + self.global_rank)
+        # 1-3. rollout (this rank's share of the prompt groups), verify, dynamic sampling (+ refill), overlong
         experience, metrics = collect_experience(
-            self.prompts.batch(step),
-            generate=lambda prompts: self._generate(prompts, timer),
+            self._rank_share(self.prompts.batch(step)),
+            generate=lambda prompts: self._generate(prompts, timer, step_seed),
             score=lambda texts, samples: self._score(texts, samples, timer),
             group_filter=self.group_filter,
             overlong=self.overlong,
@@ -140,7 +151,11 @@ class ArcherModule(L.LightningModule):
             with timer("update"):
                 metrics |= self._update(step, experience, advantages, old_logprobs, ref_logprobs, fixed_classes)
             metrics |= self._rollout_metrics(experience, advantages, timer)
+            if experience.rollout.engine_logprobs is not None:  # vLLM: did the weight sync work?
+                metrics["rollout/logprob_gap"] = logprob_gap(experience.rollout, old_logprobs)
             self._log_text_sample(step, experience, old_classes)
+        elif self.trainer.world_size > 1:
+            self._join_update()  # every group of this rank was filtered out: take part in the others' steps
         # 8. sync weights to the rollout engine and log
         self.rollout.sync_weights(self.policy)
         self.rl_step = step + 1
@@ -148,9 +163,20 @@ class ArcherModule(L.LightningModule):
 
     # ----------------------------------------------------------------- pieces of the step
 
-    def _generate(self, prompts: list[Sample], timer: PhaseTimer):
+    def _rank_share(self, prompts: list[Sample]) -> list[Sample]:
+        """This rank's prompt groups: slice r of every global mini-batch, so that local
+        mini-batch m of every rank together make global mini-batch m (groups never split)."""
+        world, rank = self.trainer.world_size, self.global_rank
+        if world == 1:
+            return prompts
+        size, part = self.schedule.mini_batch_prompts, self.schedule.mini_batch_prompts // world
+        return [p for first in range(0, len(prompts), size) for p in prompts[first + rank * part : first + (rank + 1) * part]]
+
+    def _generate(self, prompts: list[Sample], timer: PhaseTimer, step_seed: int):
         with timer("rollout"):
             ids = [self.template.encode(sample, self.tokenizer) for sample in prompts]
+            if getattr(self.rollout, "per_prompt_seed", False):  # rank-count invariant sampling
+                return self.rollout.generate(self.policy, ids, n=self.schedule.samples_per_prompt, seed=step_seed)
             return self.rollout.generate(self.policy, ids, n=self.schedule.samples_per_prompt)
 
     def _score(self, texts: list[str], samples: list[Sample], timer: PhaseTimer):
@@ -158,7 +184,7 @@ class ArcherModule(L.LightningModule):
             return self.scorer(texts, samples)
 
     def _micro_batches(self, rows: Tensor) -> list[Tensor]:
-        return list(rows.split(self.schedule.micro_batch_size))
+        return list(rows.split(self.schedule.micro_batch_size)) if len(rows) else []
 
     @torch.no_grad()
     def _no_grad_logprobs(self, model: torch.nn.Module, exp: Experience) -> tuple[Tensor, Tensor]:
@@ -182,14 +208,19 @@ class ArcherModule(L.LightningModule):
         loss_mask = exp.loss_mask.to(self.device)
         collected: dict[str, list[Tensor]] = defaultdict(list)
         groups = exp.rollout.group_ids
+        local_size = self.schedule.mini_batch_prompts // self.trainer.world_size
+        # every rank must take the same number of optimizer steps (each one all-reduces gradients)
+        num_mini = int(self._global_max(torch.tensor(-(-exp.num_groups // local_size), device=self.device)))
         for epoch in range(self.schedule.ppo_epochs):
-            for first in range(0, exp.num_groups, self.schedule.mini_batch_prompts):
-                rows = ((groups >= first) & (groups < first + self.schedule.mini_batch_prompts)).nonzero().flatten()
+            for first in range(0, num_mini * local_size, local_size):
+                rows = ((groups >= first) & (groups < first + local_size)).nonzero().flatten()
                 # global denominators: the whole mini-batch, across micro-batches and ranks
                 num_tokens = self._global_sum(loss_mask[rows].sum())
                 num_sequences = self._global_sum(loss_mask[rows].any(-1).sum())
                 for phase in self.constraint.phases:
                     optimizer.zero_grad()
+                    if len(rows) == 0:  # this rank has no groups left in the mini-batch: join the sync
+                        self.manual_backward(sum(p.sum() for p in self.policy.parameters() if p.requires_grad) * 0.0)
                     for micro in self._micro_batches(rows):
                         logprobs, entropy = self._forward(self.policy, exp, micro)
                         classes = fixed_classes[micro] if fixed_classes is not None else self._classify(
@@ -198,7 +229,8 @@ class ArcherModule(L.LightningModule):
                                             advantages[micro], loss_mask[micro], classes, num_tokens, num_sequences, entropy)
                         out = phase(batch)
                         self._check_finite(out, batch, step, epoch, first, phase)
-                        self.manual_backward(out.loss)
+                        # DDP/FSDP average gradients over ranks; the loss already has global denominators
+                        self.manual_backward(out.loss * self.trainer.world_size)
                         for key, value in out.metrics.items():
                             collected[key].append(value)
                     grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.schedule.grad_clip)
@@ -209,6 +241,22 @@ class ArcherModule(L.LightningModule):
         metrics = {key: torch.stack(values).float().mean().item() for key, values in collected.items()}
         metrics["train/lr"] = optimizer.param_groups[0]["lr"]
         return metrics
+
+    def _join_update(self) -> None:
+        """The collective calls of `_update` with no data of our own (DDP keeps replicas equal)."""
+        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
+        num_mini = int(self._global_max(torch.tensor(0.0, device=self.device)))
+        zero = torch.tensor(0.0, device=self.device)
+        for _epoch in range(self.schedule.ppo_epochs):
+            for _mini in range(num_mini):
+                self._global_sum(zero), self._global_sum(zero)
+                for _phase in self.constraint.phases:
+                    optimizer.zero_grad()
+                    self.manual_backward(sum(p.sum() for p in self.policy.parameters() if p.requires_grad) * 0.0)
+                    torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.schedule.grad_clip)
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
 
     def _check_finite(self, out: LossOutput, batch: PolicyBatch, step, epoch, first_group, phase) -> None:
         if torch.isfinite(out.loss):
@@ -226,6 +274,19 @@ class ArcherModule(L.LightningModule):
         if self.trainer.world_size > 1:
             return self.trainer.strategy.reduce(value.float(), reduce_op="sum")
         return value.float()
+
+    def _global_max(self, value: Tensor) -> Tensor:
+        if self.trainer.world_size > 1:
+            return self.trainer.strategy.reduce(value.float(), reduce_op="max")
+        return value.float()
+
+    def setup(self, stage: str) -> None:
+        world = self.trainer.world_size
+        if self.schedule.mini_batch_prompts % world:
+            raise ConfigError(
+                f"rl.mini_batch_prompts={self.schedule.mini_batch_prompts} must be divisible by the number of processes "
+                f"({world}): each rank trains an equal share of every mini-batch's prompt groups"
+            )
 
     # ----------------------------------------------------------------- logging
 
@@ -246,9 +307,25 @@ class ArcherModule(L.LightningModule):
     def _log(self, metrics: dict[str, float], experience) -> None:
         batch_size = experience.rollout.num_responses if experience is not None else 1
         headline = {"train/reward", "train/accuracy"}
+        metrics = self._mean_over_ranks(metrics)
         self.log_dict({k: v for k, v in metrics.items() if k not in headline}, on_step=True, batch_size=batch_size)
         for key in headline & metrics.keys():
             self.log(key, metrics[key], on_step=True, prog_bar=True, batch_size=batch_size)
+
+    def _mean_over_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
+        """Each metric averaged over the ranks that report it (a rank whose groups were all
+        filtered reports fewer keys, so Lightning's per-key sync_dist could pair them wrongly)."""
+        if self.trainer.world_size == 1:
+            return metrics
+        import torch.distributed as dist
+
+        key_sets: list = [None] * self.trainer.world_size
+        dist.all_gather_object(key_sets, sorted(metrics))
+        keys = sorted(set().union(*key_sets))
+        values = torch.tensor([[float(metrics.get(k, 0.0)), float(k in metrics)] for k in keys], dtype=torch.float64,
+                              device=self.device)
+        values = self._global_sum(values.float()).double()
+        return {k: (v / n).item() for k, (v, n) in zip(keys, values) if n > 0}
 
     def _log_text_sample(self, step: int, exp: Experience, classes: Tensor) -> None:
         every = self.schedule.log_text_every

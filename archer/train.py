@@ -132,7 +132,7 @@ def build_scorer(cfg: DictConfig, verifier) -> ScoringRunner:
 
 def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started) -> dict:
     heldout = c.data.heldout[: cfg.heldout.max_problems]
-    eval_engine = instantiate(cfg.rollout, temperature=cfg.heldout.temperature).bind(tokenizer)
+    eval_engine = c.rollout.with_sampling(temperature=cfg.heldout.temperature)  # the same engine (one vLLM)
 
     def evaluate() -> dict:
         return evaluate_heldout(policy, tokenizer, c.template, heldout, scorer, eval_engine,

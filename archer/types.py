@@ -108,6 +108,8 @@ class RolloutBatch:
         truncated: bool [N], True when the response hit the length limit without stopping.
         group_ids: long [N], index of the prompt each response answers.
         texts: decoded responses (special tokens removed), length N.
+        engine_logprobs: optional float [N, T], the rollout engine's own log-probs of the
+            sampled tokens (vLLM), compared with the trainer's as `rollout/logprob_gap`.
     """
 
     prompt_ids: Tensor
@@ -117,6 +119,7 @@ class RolloutBatch:
     truncated: Tensor
     group_ids: Tensor
     texts: list[str]
+    engine_logprobs: Tensor | None = None
 
     @property
     def num_responses(self) -> int:
@@ -137,4 +140,5 @@ class RolloutBatch:
             truncated=self.truncated[rows],
             group_ids=self.group_ids[rows],
             texts=[self.texts[i] for i in index],
+            engine_logprobs=None if self.engine_logprobs is None else self.engine_logprobs[rows],
         )

@@ -7,6 +7,9 @@ The engine only samples; the trainer's own forward pass computes log-probs and e
 
 from __future__ import annotations
 
+import copy
+import hashlib
+
 import torch
 from torch import Tensor
 
@@ -49,6 +52,10 @@ class HFRolloutEngine:
         top_p, top_k: nucleus / top-k sampling (1.0 / 0 disable them).
         stop_strings: extra strings that end a response (besides EOS).
         batch_size: sequences generated at once (memory bound).
+        per_prompt_seed: sample each prompt's group in its own call, seeded by (step seed,
+            prompt tokens): the responses then do not depend on which other prompts share the
+            batch, so 1 and N processes train on the same rollouts (slower; for equivalence
+            checks and exact reproducibility across cluster sizes).
     """
 
     def __init__(
@@ -59,6 +66,7 @@ class HFRolloutEngine:
         top_k: int = 0,
         stop_strings: list[str] | None = None,
         batch_size: int = 256,
+        per_prompt_seed: bool = False,
     ):
         self.max_new_tokens = int(check_positive("rollout.max_new_tokens", max_new_tokens))
         self.temperature = float(check_positive("rollout.temperature", temperature))
@@ -67,6 +75,7 @@ class HFRolloutEngine:
         self.top_p, self.top_k = float(top_p), int(top_k)
         self.stop_strings = list(stop_strings or [])
         self.batch_size = int(check_positive("rollout.batch_size", batch_size))
+        self.per_prompt_seed = bool(per_prompt_seed)
         self.tokenizer = None
 
     def bind(self, tokenizer) -> HFRolloutEngine:
@@ -74,11 +83,31 @@ class HFRolloutEngine:
         self.tokenizer = tokenizer
         return self
 
+    def with_sampling(self, **settings) -> HFRolloutEngine:
+        """A copy with other sampling settings (e.g. the evaluation temperature)."""
+        view = copy.copy(self)
+        for key, value in settings.items():
+            if not hasattr(view, key):
+                raise ValueError(f"rollout has no sampling setting {key!r}")
+            setattr(view, key, value)
+        return view
+
     def sync_weights(self, policy: torch.nn.Module) -> None:
         """Nothing to do: this engine samples from the training policy object itself."""
 
     @torch.no_grad()
-    def generate(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int = 1) -> RolloutBatch:
+    def generate(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int = 1, seed: int | None = None) -> RolloutBatch:
+        """`n` responses per prompt, each prompt's responses consecutive; `seed` is used when
+        `per_prompt_seed` is on (else sampling follows the global torch RNG)."""
+        if self.per_prompt_seed and seed is not None:
+            from archer.experience import concat_rollouts
+
+            parts = []
+            for ids in prompt_ids:
+                digest = hashlib.sha256(f"{seed}/{ids}".encode()).digest()
+                torch.manual_seed(int.from_bytes(digest[:6], "big"))
+                parts.append(self.generate(policy, [ids], n))
+            return concat_rollouts(parts, self.tokenizer.pad_token_id)
         tok = self.tokenizer
         if tok is None:
             raise RuntimeError("HFRolloutEngine.bind(tokenizer) must be called before generate")

@@ -1,0 +1,50 @@
+"""Data parallelism on CPU (DDP over gloo): results do not depend on the number of processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from tests.integration.conftest import FAST
+
+ROOT = Path(__file__).resolve().parents[2]
+# The same global batch for every process count: rollouts seeded per prompt, no group filter.
+SAME_BATCH = [*FAST, "logger=csv", "filter=keep_all", "rollout.per_prompt_seed=true", "export=true",
+              "rl.prompts_per_step=4", "rl.mini_batch_prompts=2", "rl.micro_batch_size=4", "rl.ppo_epochs=2"]
+
+
+def _train(run_dir: Path, overrides: list[str]) -> dict:
+    done = subprocess.run([sys.executable, "-m", "archer.train", *SAME_BATCH, *overrides, f"hydra.run.dir={run_dir}"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def test_two_processes_train_the_same_weights_as_one(tmp_path):
+    one = _train(tmp_path / "one", ["trainer=cpu"])
+    two = _train(tmp_path / "two", ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"])
+    assert one["rl_steps"] == two["rl_steps"] == 2
+    single = load_file(tmp_path / "one" / "hf_model" / "model.safetensors")
+    double = load_file(tmp_path / "two" / "hf_model" / "model.safetensors")
+    start = load_file(tmp_path / "one" / "hf_model" / "model.safetensors")  # keys
+    assert single.keys() == double.keys() == start.keys()
+    worst = max((single[k].float() - double[k].float()).abs().max().item() for k in single)
+    moved = max((single[k].float()).abs().max().item() for k in single)
+    assert worst < 1e-5 and moved > 0, f"largest weight difference {worst}"
+
+
+def test_ddp_end_to_end_with_filtering_and_resume_on_another_process_count(tmp_path):
+    """Dynamic sampling may leave ranks with different numbers of groups (or none); training
+    goes on, and its checkpoint resumes on one process."""
+    first = _train(tmp_path / "ddp", ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu",
+                                      "filter=drop_uniform", "checkpoint.every_n_steps=1"])
+    assert first["rl_steps"] == 2
+    ckpt = tmp_path / "ddp" / "checkpoints" / "last.ckpt"
+    resumed = _train(tmp_path / "resumed", ["trainer=cpu", "rl.steps=3", f"ckpt_path={ckpt}"])
+    assert resumed["rl_steps"] == 3
+    assert torch.load(ckpt, weights_only=False)["archer"]["rl_step"] == 2
