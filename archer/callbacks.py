@@ -50,14 +50,14 @@ class ValidationLoop(L.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         if self.every_n_steps and pl_module.rl_step == 0:  # the starting point of every curve
-            self._validate(pl_module, log_to_lightning=False, trainer=trainer)
+            self._validate(pl_module, trainer)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # one epoch = one RL step
         step = pl_module.rl_step
         if self.every_n_steps and (step % self.every_n_steps == 0 or step == pl_module.schedule.steps):
-            self._validate(pl_module, log_to_lightning=True, trainer=trainer)
+            self._validate(pl_module, trainer)
 
-    def _validate(self, pl_module, log_to_lightning: bool, trainer) -> None:
+    def _validate(self, pl_module, trainer) -> None:
         from archer.evaluation import evaluate_benchmark, summarize
 
         step = pl_module.rl_step
@@ -71,10 +71,8 @@ class ValidationLoop(L.Callback):
                     logged[f"val/{name}/{metric}"] = row[metric]
             logged[f"val/{name}/response_tokens"] = row["response_tokens"]["mean"]
         values = {key: value for key, value in logged.items() if key != "rl_step"}
-        if log_to_lightning:
-            for key, value in values.items():
-                # every rank evaluates the same problems with the same seeds: the mean is that value
-                pl_module.log(key, value, on_step=False, on_epoch=True, sync_dist=trainer.world_size > 1)
-        elif trainer.logger is not None and trainer.is_global_zero:  # before training: Lightning's log() is closed
-            trainer.logger.log_metrics(values, step=0)
+        # every rank evaluates the same problems with the same seeds; loggers write on rank zero,
+        # at the RL step like the training metrics
+        for logger in trainer.loggers:
+            logger.log_metrics(values, step=step)
         self.history.append(logged)

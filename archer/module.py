@@ -48,6 +48,9 @@ class RLSchedule:
             "old" (computed once per rollout, before any update).
         grad_clip: max global grad norm.
         log_text_every: every N steps a TensorBoard text sample with classes marked (0: never).
+        reuse_update_logprobs: when a step is one on-policy optimizer step (1 PPO epoch, 1
+            mini-batch, 1 phase, current entropy), take the old log-probs from the update pass
+            (detached) instead of a separate no-grad pass: the same numbers, one forward less.
     """
 
     steps: int = 40
@@ -59,6 +62,7 @@ class RLSchedule:
     entropy_source: str = "current"
     grad_clip: float = 1.0
     log_text_every: int = 10
+    reuse_update_logprobs: bool = True
 
     def __post_init__(self):
         for key in ("steps", "prompts_per_step", "samples_per_prompt", "ppo_epochs", "mini_batch_prompts", "micro_batch_size"):
@@ -119,11 +123,14 @@ class ArcherModule(L.LightningModule):
         # The frozen reference is the policy as it starts RL; skipped when no KL is used.
         self.reference = copy.deepcopy(policy).requires_grad_(False).eval() if constraint.needs_reference else None
         self.rl_step = 0
+        self.last_metrics: dict[str, float] = {}
+        # record each phase's peak memory (memory/<phase>_peak_mb); benchmarks turn it on
+        self.track_memory = False
 
     # ----------------------------------------------------------------- the RL step
 
     def training_step(self, step: int, batch_idx: int) -> None:
-        s, timer = self.schedule, PhaseTimer()
+        s, timer = self.schedule, PhaseTimer(track_memory=self.track_memory)
         step_seed = self.seed * 1_000_003 + step * 7_919
         torch.manual_seed(step_seed + self.global_rank)
         # 1-3. rollout (this rank's share of the prompt groups), verify, dynamic sampling (+ refill), overlong
@@ -140,20 +147,23 @@ class ArcherModule(L.LightningModule):
         if experience is not None:
             # 4. advantages, one per response
             advantages = self.advantage(experience.rewards, experience.rollout.group_ids).to(self.device)
-            # 5. no-grad pass: old log-probs and entropy; reference log-probs if a KL is used
+            # 5. no-grad pass: old log-probs and entropy (skipped when the update is one on-policy
+            # step: old = current, detached); reference log-probs if a KL is used
+            skip_old = self._single_on_policy_update(experience)
             with timer("old_ref"):
-                old_logprobs, old_entropy = self._no_grad_logprobs(self.policy, experience)
+                old_logprobs, old_entropy = (None, None) if skip_old else self._no_grad_logprobs(self.policy, experience)
                 ref_logprobs = self._no_grad_logprobs(self.reference, experience)[0] if self.reference else None
             # 6. classify once from the old policy (or per micro-batch from the current one)
-            old_classes = self._classify(old_entropy, old_logprobs, experience.loss_mask, experience.rollout.group_ids)
-            fixed_classes = old_classes if s.entropy_source == "old" else None
+            fixed_classes = None
+            if s.entropy_source == "old":
+                fixed_classes = self._classify(old_entropy, old_logprobs, experience.loss_mask, experience.rollout.group_ids)
             # 7. update: PPO epochs x mini-batches x constraint phases, micro-batch accumulation
             with timer("update"):
                 metrics |= self._update(step, experience, advantages, old_logprobs, ref_logprobs, fixed_classes)
             metrics |= self._rollout_metrics(experience, advantages, timer)
             if experience.rollout.engine_logprobs is not None:  # vLLM: did the weight sync work?
                 metrics["rollout/logprob_gap"] = logprob_gap(experience.rollout, old_logprobs)
-            self._log_text_sample(step, experience, old_classes)
+            self._log_text_sample(step, experience, fixed_classes)
         elif self.trainer.world_size > 1:
             self._join_update()  # every group of this rank was filtered out: take part in the others' steps
         # 8. sync weights to the rollout engine and log
@@ -162,6 +172,14 @@ class ArcherModule(L.LightningModule):
         self._log(metrics | timer.metrics(), experience)
 
     # ----------------------------------------------------------------- pieces of the step
+
+    def _single_on_policy_update(self, exp: Experience) -> bool:
+        """True when the step makes exactly one optimizer step on fresh samples (one PPO epoch,
+        one mini-batch, one phase, classes from the current policy): the old policy is then the
+        current one and its log-probs are the update pass's, detached (as TRL does)."""
+        s = self.schedule
+        return (s.reuse_update_logprobs and s.ppo_epochs == 1 and s.mini_batch_prompts >= s.prompts_per_step and len(self.constraint.phases) == 1
+                and s.entropy_source == "current" and exp.rollout.engine_logprobs is None)
 
     def _rank_share(self, prompts: list[Sample]) -> list[Sample]:
         """This rank's prompt groups: slice r of every global mini-batch, so that local
@@ -225,7 +243,8 @@ class ArcherModule(L.LightningModule):
                         logprobs, entropy = self._forward(self.policy, exp, micro)
                         classes = fixed_classes[micro] if fixed_classes is not None else self._classify(
                             entropy, logprobs, loss_mask[micro], groups[micro])
-                        batch = PolicyBatch(logprobs, old_logprobs[micro], None if ref_logprobs is None else ref_logprobs[micro],
+                        old = logprobs.detach() if old_logprobs is None else old_logprobs[micro]
+                        batch = PolicyBatch(logprobs, old, None if ref_logprobs is None else ref_logprobs[micro],
                                             advantages[micro], loss_mask[micro], classes, num_tokens, num_sequences, entropy)
                         out = phase(batch)
                         self._check_finite(out, batch, step, epoch, first, phase)
@@ -308,9 +327,13 @@ class ArcherModule(L.LightningModule):
         batch_size = experience.rollout.num_responses if experience is not None else 1
         headline = {"train/reward", "train/accuracy"}
         metrics = self._mean_over_ranks(metrics)
-        self.log_dict({k: v for k, v in metrics.items() if k not in headline}, on_step=True, batch_size=batch_size)
-        for key in headline & metrics.keys():
-            self.log(key, metrics[key], on_step=True, prog_bar=True, batch_size=batch_size)
+        self.last_metrics = metrics
+        # One call per logger, at the RL step: Lightning's per-key self.log() costs ~0.6 ms a key,
+        # which with ~50 keys was 15% of a tiny-model step. Loggers write on rank zero only.
+        for logger in self.loggers:
+            logger.log_metrics(metrics, step=self.rl_step)
+        for key in headline & metrics.keys():  # the progress bar
+            self.log(key, metrics[key], on_step=True, prog_bar=True, logger=False, batch_size=batch_size)
 
     def _mean_over_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
         """Each metric averaged over the ranks that report it (a rank whose groups were all
@@ -327,11 +350,16 @@ class ArcherModule(L.LightningModule):
         values = self._global_sum(values.float()).double()
         return {k: (v / n).item() for k, (v, n) in zip(keys, values) if n > 0}
 
-    def _log_text_sample(self, step: int, exp: Experience, classes: Tensor) -> None:
+    def _log_text_sample(self, step: int, exp: Experience, classes: Tensor | None) -> None:
         every = self.schedule.log_text_every
         experiment = getattr(self.logger, "experiment", None)
         if not every or step % every or not hasattr(experiment, "add_text"):
             return
+        if classes is None:  # classes were computed per micro-batch: classify the shown response alone
+            with torch.no_grad():
+                row = torch.tensor([0])
+                logprobs, entropy = self._forward(self.policy, exp, row)
+                classes = self._classify(entropy, logprobs, exp.loss_mask[row], exp.rollout.group_ids[row])
         mask = exp.rollout.response_mask[0]
         pieces = []
         for token, high in zip(exp.rollout.response_ids[0][mask].tolist(), classes[0][mask.to(classes.device)].tolist()):

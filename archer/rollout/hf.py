@@ -13,6 +13,7 @@ import hashlib
 import torch
 from torch import Tensor
 
+from archer.rollout.sampling import sample
 from archer.types import RolloutBatch
 from archer.validation import check_positive
 
@@ -56,6 +57,9 @@ class HFRolloutEngine:
             prompt tokens): the responses then do not depend on which other prompts share the
             batch, so 1 and N processes train on the same rollouts (slower; for equivalence
             checks and exact reproducibility across cluster sizes).
+        sampler: "lean" (archer/rollout/sampling.py: one cached forward per token, none of
+            `generate`'s per-token overhead; the same sampling distribution) or "generate"
+            (transformers `generate`; used anyway with stop strings).
     """
 
     def __init__(
@@ -67,6 +71,7 @@ class HFRolloutEngine:
         stop_strings: list[str] | None = None,
         batch_size: int = 256,
         per_prompt_seed: bool = False,
+        sampler: str = "lean",
     ):
         self.max_new_tokens = int(check_positive("rollout.max_new_tokens", max_new_tokens))
         self.temperature = float(check_positive("rollout.temperature", temperature))
@@ -76,6 +81,9 @@ class HFRolloutEngine:
         self.stop_strings = list(stop_strings or [])
         self.batch_size = int(check_positive("rollout.batch_size", batch_size))
         self.per_prompt_seed = bool(per_prompt_seed)
+        if sampler not in ("lean", "generate"):
+            raise ValueError(f"rollout.sampler must be 'lean' or 'generate', got {sampler!r}")
+        self.sampler = sampler
         self.tokenizer = None
 
     def bind(self, tokenizer) -> HFRolloutEngine:
@@ -140,6 +148,9 @@ class HFRolloutEngine:
     def _generate_chunk(self, policy: torch.nn.Module, rows: list[list[int]], eos_ids: list[int]) -> Tensor:
         device = next(policy.parameters()).device
         ids, mask = left_pad(rows, self.tokenizer.pad_token_id)
+        if self.sampler == "lean" and not self.stop_strings:
+            return sample(policy, ids.to(device), mask.to(device), self.max_new_tokens, eos_ids, self.tokenizer.pad_token_id,
+                          self.temperature, self.top_k, self.top_p).cpu()
         kwargs = dict(
             do_sample=True,
             temperature=self.temperature,

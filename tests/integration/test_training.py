@@ -52,6 +52,17 @@ def test_resume_equals_uninterrupted_training(run, tiny_model_dir):
         torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0)
 
 
+def test_on_policy_steps_reuse_update_logprobs_with_the_same_result(run, tiny_model_dir):
+    """One PPO epoch and one mini-batch: skipping the old-policy pass changes nothing."""
+    common = [f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all", "rl.ppo_epochs=1",
+              "rl.mini_batch_prompts=4", "rl.micro_batch_size=4", "rl.steps=2"]
+    _, reused = run(common, name="reused")
+    _, separate = run([*common, "rl.reuse_update_logprobs=false"], name="separate")
+    a, b = weights(reused / "hf_model"), weights(separate / "hf_model")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
+
+
 def test_a_nan_loss_stops_the_run_naming_step_component_and_cause(run, tiny_model_dir):
     with pytest.raises(FloatingPointError, match=r"RL step 0 .*NaNConstraint.*all inputs finite"):
         run([f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all",

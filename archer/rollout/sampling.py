@@ -1,0 +1,60 @@
+"""A lean autoregressive sampler: prefill once, then one cached forward per new token.
+
+`transformers.generate` is general (beam search, logits processors, stopping criteria,
+streamers, cache classes); for RL rollouts of a plain causal LM most of that is per-token
+Python overhead, which dominates small models and short responses. This loop does only
+what sampling needs, with the same distribution as `generate(do_sample=True)`: logits
+divided by the temperature, then top-k, then top-p (HF's warper order), then a draw.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def filter_logits(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
+    """Temperature, top-k and nucleus filtering of next-token logits [B, V] (-inf = removed)."""
+    logits = logits / temperature
+    if 0 < top_k < logits.shape[-1]:
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cumulative = sorted_logits.softmax(-1).cumsum(-1)
+        # drop a token when the tokens before it already reach top_p (the first always stays)
+        drop_sorted = (cumulative - sorted_logits.softmax(-1)) >= top_p
+        drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
+        logits = logits.masked_fill(drop, float("-inf"))
+    return logits
+
+
+@torch.no_grad()
+def sample(policy: torch.nn.Module, ids: Tensor, mask: Tensor, max_new_tokens: int, eos_ids: list[int], pad_id: int,
+           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, check_every: int = 8) -> Tensor:
+    """Sampled continuations long [B, <= max_new_tokens] of left-padded prompts `ids` [B, P]
+    (`mask` True on real tokens); after a sequence emits an EOS id it is padded with `pad_id`.
+    Stops early once every sequence has finished (checked every `check_every` tokens, since
+    the check synchronises with the GPU)."""
+    device = ids.device
+    eos = torch.tensor(eos_ids, device=device)
+    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    out = policy(input_ids=ids, attention_mask=mask.long(), position_ids=positions, use_cache=True, logits_to_keep=1)
+    cache, attention = out.past_key_values, mask.long()
+    next_position = positions[:, -1:] + 1
+    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
+    tokens = []
+    for step in range(max_new_tokens):
+        probs = filter_logits(out.logits[:, -1].float(), temperature, top_k, top_p).softmax(-1)
+        token = torch.multinomial(probs, 1).squeeze(-1)
+        token = token.masked_fill(finished, pad_id)
+        tokens.append(token)
+        finished |= torch.isin(token, eos)
+        last = step == max_new_tokens - 1
+        if last or ((step + 1) % check_every == 0 and bool(finished.all())):
+            break
+        attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=-1)
+        out = policy(input_ids=token[:, None], attention_mask=attention, position_ids=next_position,
+                     past_key_values=cache, use_cache=True)
+        cache, next_position = out.past_key_values, next_position + 1
+    return torch.stack(tokens, dim=1)

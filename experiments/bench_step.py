@@ -1,0 +1,205 @@
+"""Seconds per RL step: Archer's phases, and Archer against TRL's GRPOTrainer on identical work.
+
+    python experiments/bench_step.py                       # default shape, Archer alone
+    python experiments/bench_step.py --trl                 # + TRL (pip install "archer-rlvr[bench]")
+    python experiments/bench_step.py --trl --new-tokens 64 # the 4x longer responses shape
+    python experiments/bench_step.py --trl --json          # last line: one JSON object
+
+The workload: a tiny Qwen2-style model (random init, seeded, saved once and loaded by both),
+the character tokenizer, prompts of the synthetic addition task, the exact-sum reward, P
+prompts x G samples per step, up to T new tokens at temperature 1.0 (top_p 1, no top-k), one
+optimizer update per rollout (no old-policy pass is needed), clip 0.2, k3 KL 0.001 against a
+frozen reference, token-mean loss, AdamW. TRL runs the same with `loss_type="dapo"`,
+`beta=0.001`, `num_iterations=1`.
+
+Measurement: warm-up steps are dropped, then each Archer step is followed by one TRL step in
+the same process (alternating, so machine noise hits both), for every Archer constraint in
+`--constraints` (each gets its own module from the same initial weights). Printed: median
+seconds per step and per phase (rollout, reward, old/ref pass, update), tokens per second,
+peak memory of the update phase (CUDA peak allocation, or CPU resident-set growth), the
+archer/TRL ratio of medians, and each constraint's cost relative to the first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import torch
+
+from archer.advantages import GRPOAdvantage
+from archer.classifiers import ResponseQuantileClassifier
+from archer.constraints import DualTokenConstraint, UniformConstraint
+from archer.data import PlainTemplate, PromptStream, SyntheticArithmetic
+from archer.models import TinyModelConfig, build_char_tokenizer, build_tiny_model, load_pretrained, save_pretrained
+from archer.module import ArcherModule, RLSchedule
+from archer.rollout import HFRolloutEngine
+from archer.sampling import KeepAllGroups, NoOverlongHandling
+from archer.verifiers import ArithmeticVerifier, ScoringRunner
+
+LR = 1e-5
+
+
+def constraint(name: str):
+    """The loss of each compared strategy; `uniform` is the GRPO loss TRL computes."""
+    if name == "uniform":
+        return UniformConstraint(eps_low=0.2, eps_high=0.2, kl_coef=0.001, aggregation="token_mean")
+    if name == "dual_token":
+        return DualTokenConstraint()
+    raise SystemExit(f"unknown constraint {name!r}: use uniform or dual_token")
+
+
+class Alternate(L.Callback):
+    """Times each Archer step (one Lightning epoch) and runs one `other()` step after it."""
+
+    def __init__(self, other=None):
+        self.other, self.archer, self.others, self.phases = other, [], [], []
+
+    def on_train_epoch_start(self, trainer, pl_module):
+        _sync()
+        self.started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        _sync()
+        self.archer.append(time.perf_counter() - self.started)
+        self.phases.append({k: v for k, v in pl_module.last_metrics.items() if k.startswith(("time/", "memory/", "perf/"))})
+        if self.other is not None:
+            _sync()
+            started = time.perf_counter()
+            self.other()
+            _sync()
+            self.others.append(time.perf_counter() - started)
+
+
+def _sync():
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def run_archer(name, model_dir, data, args, device, other=None) -> Alternate:
+    policy, tokenizer = load_pretrained(str(model_dir), "float32")
+    engine = HFRolloutEngine(max_new_tokens=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0).bind(tokenizer)
+    schedule = RLSchedule(steps=args.warmup + args.steps, prompts_per_step=args.prompts, samples_per_prompt=args.samples,
+                          ppo_epochs=1, mini_batch_prompts=args.prompts, micro_batch_size=args.prompts * args.samples,
+                          log_text_every=0)
+    module = ArcherModule(
+        policy, tokenizer, PlainTemplate("{problem}\n", add_bos=False), PromptStream(data.train, args.prompts, seed=0), engine,
+        ScoringRunner(ArithmeticVerifier(), workers=0), ResponseQuantileClassifier(), constraint(name), GRPOAdvantage(),
+        schedule, partial(torch.optim.AdamW, lr=LR, weight_decay=0.0), None, KeepAllGroups(), NoOverlongHandling(), seed=0)
+    module.track_memory = True
+    timing = Alternate(other)
+    trainer = L.Trainer(accelerator=device, devices=1, max_epochs=schedule.steps, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0, callbacks=[timing])
+    trainer.fit(module)
+    return timing
+
+
+def build_trl(model_dir, data, args, device):
+    """A GRPOTrainer on the same weights, tokenizer, prompts, reward and shapes, and a function
+    that runs one full step of it (generate, score, loss, backward, clip, optimizer step)."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    verifier = ArithmeticVerifier()
+
+    def reward(completions, answer, **_):
+        from archer.types import Sample
+
+        return [verifier(text, Sample("b", "", int(gold))) for text, gold in zip(completions, answer)]
+
+    policy, tokenizer = load_pretrained(str(model_dir), "float32")
+    rows = [{"prompt": f"{s.problem}\n", "answer": str(s.answer)} for s in data.train]
+    config = GRPOConfig(
+        output_dir=tempfile.mkdtemp(prefix="archer-bench-trl-"), per_device_train_batch_size=args.prompts * args.samples,
+        num_generations=args.samples, max_completion_length=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0,
+        beta=0.001, epsilon=0.2, epsilon_high=0.2, num_iterations=1, steps_per_generation=1, gradient_accumulation_steps=1,
+        loss_type="dapo", scale_rewards="group", learning_rate=LR, weight_decay=0.0, max_grad_norm=1.0,
+        lr_scheduler_type="constant", logging_steps=10**9, report_to=[], save_strategy="no", use_cpu=device == "cpu",
+        bf16=False, fp16=False, seed=0, disable_dropout=True, dataloader_num_workers=0, mask_truncated_completions=False,
+    )
+    trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=config, train_dataset=Dataset.from_list(rows),
+                          processing_class=tokenizer)
+    trainer.create_optimizer_and_scheduler(num_training_steps=10**6)
+    trainer.current_gradient_accumulation_steps = 1  # what transformers' training loop sets
+    batches = iter(trainer.get_train_dataloader())
+
+    def step() -> None:
+        trainer.model.train()
+        trainer.training_step(trainer.model, next(batches), None)
+        trainer.accelerator.clip_grad_norm_(trainer.model.parameters(), config.max_grad_norm)
+        trainer.optimizer.step()
+        trainer.lr_scheduler.step()
+        trainer.model.zero_grad(set_to_none=True)
+        trainer.state.global_step += 1
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=8)
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per constraint")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--constraints", nargs="+", default=["uniform", "dual_token"])
+    parser.add_argument("--trl", action="store_true", help="alternate with TRL's GRPOTrainer")
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    args = parser.parse_args()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    torch.manual_seed(0)
+    tokenizer = build_char_tokenizer()
+    sizes = TinyModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=4, intermediate_size=3 * args.hidden)
+    model_dir = save_pretrained(build_tiny_model(tokenizer, sizes), tokenizer, Path(tempfile.mkdtemp(prefix="archer-bench-")))
+    data = SyntheticArithmetic(train_size=2000, heldout_size=1, seed=0)
+    other = build_trl(model_dir, data, args, device) if args.trl else None
+
+    results = {}
+    for name in args.constraints:
+        timing = run_archer(name, model_dir, data, args, device, other)
+        keep = slice(args.warmup, None)
+        archer_steps, phases = timing.archer[keep], timing.phases[keep]
+        row = {"archer_step_s": statistics.median(archer_steps)}
+        for key in sorted({k for p in phases for k in p}):
+            values = [p[key] for p in phases if key in p]
+            row[key] = statistics.median(values)
+        if timing.others:
+            row["trl_step_s"] = statistics.median(timing.others[keep])
+            row["ratio"] = row["archer_step_s"] / row["trl_step_s"]
+        results[name] = row
+
+    first = args.constraints[0]
+    shape = f"{args.prompts} prompts x {args.samples} samples, {args.new_tokens} new tokens, {device}"
+    print(f"\n== {shape}, {args.steps} timed steps (median)")
+    for name, row in results.items():
+        line = f"{name:11s} archer {row['archer_step_s']:.3f} s/step"
+        if "trl_step_s" in row:
+            line += f" | TRL {row['trl_step_s']:.3f} s/step | archer/TRL {row['ratio']:.2f}"
+        if name != first:
+            line += f" | vs {first}: {row['archer_step_s'] / results[first]['archer_step_s']:.3f}x"
+        print(line)
+        phase_text = ", ".join(f"{k[5:]} {row[k]:.3f}" for k in row if k.startswith("time/"))
+        print(f"            phases (s): {phase_text}")
+        print(f"            tokens/s {row.get('perf/tokens_per_second', float('nan')):.0f}, update peak memory "
+              f"{row.get('memory/update_peak_mb', float('nan')):.1f} MiB")
+    if args.json:
+        out = {"shape": shape, **{f"{first}_{k}": v for k, v in results[first].items()}}
+        out.update(archer_step_s=results[first]["archer_step_s"], trl_step_s=results[first].get("trl_step_s"),
+                   ratio=results[first].get("ratio"), phases={k: v for k, v in results[first].items() if k.startswith("time/")},
+                   update_peak_mb=results[first].get("memory/update_peak_mb"))
+        for name in args.constraints[1:]:
+            out[f"{name}_vs_{first}"] = results[name]["archer_step_s"] / results[first]["archer_step_s"]
+            out[f"{name}_ratio"] = results[name].get("ratio")
+        print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
