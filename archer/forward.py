@@ -22,6 +22,17 @@ def _accepts_logits_to_keep(model_class: type) -> bool:
     return "logits_to_keep" in inspect.signature(model_class.forward).parameters
 
 
+@lru_cache(maxsize=16)
+def cache_argument(model_class: type) -> str:
+    """The forward's key/value cache argument: `cache` (transformers >= 5.x) or `past_key_values`."""
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+def output_cache(output):
+    """The key/value cache of a model output, under either name."""
+    return output.cache if hasattr(output, "cache") else output.past_key_values
+
+
 def response_logprobs(
     model: torch.nn.Module,
     prompt_ids: Tensor,
@@ -29,6 +40,7 @@ def response_logprobs(
     response_ids: Tensor,
     response_mask: Tensor,
     temperature: float = 1.0,
+    group_ids: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(logprobs, entropy), float32 [n, T] (zeros on padding), for response tokens.
 
@@ -36,6 +48,10 @@ def response_logprobs(
         prompt_ids, prompt_mask: [n, P], left-padded.
         response_ids, response_mask: [n, T], right-padded.
         temperature: logits are divided by the sampling temperature.
+        group_ids: [n], rows with the same id share their prompt. When given and it saves
+            enough work, each distinct prompt is run once and its key/value cache is shared
+            by its group's responses (gradients add up over the group, so the result is the
+            same as running every row whole).
     """
     n, width = response_ids.shape
     device = next(model.parameters()).device
@@ -45,15 +61,56 @@ def response_logprobs(
     out_h = torch.zeros(n, width, device=device)
     if length == 0:
         return out_lp, out_h
-    ids = torch.cat([prompt_ids[:, first:], response_ids[:, :length]], dim=1).to(device)
-    mask = torch.cat([prompt_mask[:, first:], response_mask[:, :length]], dim=1).to(device)
+    prompt_ids, prompt_mask = prompt_ids[:, first:].to(device), prompt_mask[:, first:].to(device)
+    responses = response_ids[:, :length].to(device)
+    mask = torch.cat([prompt_mask, response_mask[:, :length].to(device)], dim=1)
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    kwargs = {"logits_to_keep": length + 1} if _accepts_logits_to_keep(type(model)) else {}
-    logits = model(input_ids=ids, attention_mask=mask.long(), position_ids=positions, use_cache=False, **kwargs).logits
-    logits = logits[:, -(length + 1) : -1]
-    logprobs, entropy = ops.token_logprobs_and_entropy(logits, ids[:, -length:], temperature)
+    shared = _shared_prompts(prompt_ids, group_ids, length) if group_ids is not None else None
+    if shared is not None:
+        logits = _logits_sharing_prompts(model, prompt_ids, responses, mask, positions, *shared)
+    else:
+        ids = torch.cat([prompt_ids, responses], dim=1)
+        kwargs = {"logits_to_keep": length + 1} if _accepts_logits_to_keep(type(model)) else {}
+        logits = model(input_ids=ids, attention_mask=mask.long(), position_ids=positions, use_cache=False, **kwargs).logits
+        logits = logits[:, -(length + 1) : -1]
+    logprobs, entropy = ops.token_logprobs_and_entropy(logits, responses, temperature)
     valid = response_mask[:, :length].to(device)
     # Write into fresh zero tensors (not in place on a leaf) so gradients still flow.
     out_lp = torch.cat([logprobs * valid, out_lp[:, length:]], dim=1)
     out_h = torch.cat([entropy * valid, out_h[:, length:]], dim=1)
     return out_lp, out_h
+
+
+# Sharing pays when it removes at least this share of the forward's tokens: below that the
+# second forward call costs more than the prompt tokens it saves.
+MIN_SAVED_SHARE = 0.25
+
+
+def _shared_prompts(prompt_ids: Tensor, group_ids: Tensor, length: int) -> tuple[Tensor, Tensor] | None:
+    """(first row of each distinct prompt, row -> distinct prompt index), or None when
+    sharing would not save enough."""
+    groups, inverse = torch.unique_consecutive(group_ids.to(prompt_ids.device), return_inverse=True)
+    n, prompt_len = prompt_ids.shape
+    saved = (n - len(groups)) * prompt_len
+    if saved < MIN_SAVED_SHARE * n * (prompt_len + length):
+        return None
+    firsts = torch.zeros(len(groups), dtype=torch.long, device=prompt_ids.device)
+    firsts.scatter_reduce_(0, inverse, torch.arange(n, device=prompt_ids.device), reduce="amin", include_self=False)
+    if not torch.equal(prompt_ids[firsts][inverse], prompt_ids):
+        return None  # rows of one group id with different prompts: run every row whole
+    return firsts, inverse
+
+
+def _logits_sharing_prompts(model, prompt_ids, responses, mask, positions, firsts, inverse) -> Tensor:
+    """Logits [n, L, V] that predict each response token, running each prompt once."""
+    prompt_len, length = prompt_ids.shape[1], responses.shape[1]
+    prompt_out = model(input_ids=prompt_ids[firsts], attention_mask=mask[firsts, :prompt_len].long(),
+                       position_ids=positions[firsts, :prompt_len], use_cache=True, logits_to_keep=1)
+    cache = output_cache(prompt_out)
+    cache.batch_select_indices(inverse)  # each response row gets its prompt's keys and values
+    first_logits = prompt_out.logits[:, -1:][inverse]  # predicts the first response token
+    if length == 1:
+        return first_logits
+    rest = model(input_ids=responses[:, :-1], attention_mask=mask[:, :-1].long(), position_ids=positions[:, prompt_len:-1],
+                 use_cache=True, **{cache_argument(type(model)): cache}).logits
+    return torch.cat([first_logits, rest], dim=1)

@@ -51,6 +51,9 @@ class RLSchedule:
         reuse_update_logprobs: when a step is one on-policy optimizer step (1 PPO epoch, 1
             mini-batch, 1 phase, current entropy), take the old log-probs from the update pass
             (detached) instead of a separate no-grad pass: the same numbers, one forward less.
+        share_prompt_forward: run each prompt once per micro-batch and share its key/value
+            cache with the group's responses (archer/forward.py; exact, used when it saves
+            at least a quarter of the tokens).
     """
 
     steps: int = 40
@@ -63,6 +66,7 @@ class RLSchedule:
     grad_clip: float = 1.0
     log_text_every: int = 10
     reuse_update_logprobs: bool = True
+    share_prompt_forward: bool = True
 
     def __post_init__(self):
         for key in ("steps", "prompts_per_step", "samples_per_prompt", "ppo_epochs", "mini_batch_prompts", "micro_batch_size"):
@@ -214,8 +218,9 @@ class ArcherModule(L.LightningModule):
 
     def _forward(self, model: torch.nn.Module, exp: Experience, rows: Tensor) -> tuple[Tensor, Tensor]:
         r = exp.rollout
+        groups = r.group_ids[rows] if self.schedule.share_prompt_forward else None
         return response_logprobs(model, r.prompt_ids[rows], r.prompt_mask[rows], r.response_ids[rows],
-                                 r.response_mask[rows], self.rollout.temperature)
+                                 r.response_mask[rows], self.rollout.temperature, groups)
 
     def _classify(self, entropy: Tensor, logprobs: Tensor, mask: Tensor, group_ids: Tensor) -> Tensor:
         stats = TokenStats(entropy.detach(), logprobs.detach(), mask.to(entropy.device), group_ids.to(entropy.device))

@@ -37,7 +37,13 @@ from archer.advantages import GRPOAdvantage
 from archer.classifiers import ResponseQuantileClassifier
 from archer.constraints import DualTokenConstraint, UniformConstraint
 from archer.data import PlainTemplate, PromptStream, SyntheticArithmetic
-from archer.models import TinyModelConfig, build_char_tokenizer, build_tiny_model, load_pretrained, save_pretrained
+from archer.models import (
+    TinyModelConfig,
+    build_char_tokenizer,
+    build_tiny_model,
+    load_pretrained,
+    save_pretrained,
+)
 from archer.module import ArcherModule, RLSchedule
 from archer.rollout import HFRolloutEngine
 from archer.sampling import KeepAllGroups, NoOverlongHandling

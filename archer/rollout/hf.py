@@ -126,8 +126,13 @@ class HFRolloutEngine:
         policy.eval()
         chunks = []
         try:
-            for start in range(0, len(rows), self.batch_size):
-                chunks.append(self._generate_chunk(policy, rows[start : start + self.batch_size], eos_ids))
+            if self.sampler == "lean" and not self.stop_strings:  # whole groups per chunk, each prompt run once
+                per_chunk = max(1, self.batch_size // n)
+                for start in range(0, len(prompt_ids), per_chunk):
+                    chunks.append(self._sample_lean(policy, prompt_ids[start : start + per_chunk], n, eos_ids))
+            else:
+                for start in range(0, len(rows), self.batch_size):
+                    chunks.append(self._generate_chunk(policy, rows[start : start + self.batch_size], eos_ids))
         finally:
             policy.train(was_training)
         prompt_ids_t, prompt_mask = left_pad(rows, tok.pad_token_id)
@@ -145,12 +150,15 @@ class HFRolloutEngine:
         truncated = ~stopped_by_eos & ~stopped_by_string & (lengths >= self.max_new_tokens)
         return RolloutBatch(prompt_ids_t, prompt_mask, response_ids, response_mask, truncated, group_ids, texts)
 
+    def _sample_lean(self, policy: torch.nn.Module, prompts: list[list[int]], n: int, eos_ids: list[int]) -> Tensor:
+        device = next(policy.parameters()).device
+        ids, mask = left_pad(prompts, self.tokenizer.pad_token_id)
+        return sample(policy, ids.to(device), mask.to(device), self.max_new_tokens, eos_ids, self.tokenizer.pad_token_id,
+                      self.temperature, self.top_k, self.top_p, repeats=n).cpu()
+
     def _generate_chunk(self, policy: torch.nn.Module, rows: list[list[int]], eos_ids: list[int]) -> Tensor:
         device = next(policy.parameters()).device
         ids, mask = left_pad(rows, self.tokenizer.pad_token_id)
-        if self.sampler == "lean" and not self.stop_strings:
-            return sample(policy, ids.to(device), mask.to(device), self.max_new_tokens, eos_ids, self.tokenizer.pad_token_id,
-                          self.temperature, self.top_k, self.top_p).cpu()
         kwargs = dict(
             do_sample=True,
             temperature=self.temperature,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from archer.forward import cache_argument, output_cache
+
 
 def filter_logits(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
     """Temperature, top-k and nucleus filtering of next-token logits [B, V] (-inf = removed)."""
@@ -31,21 +33,26 @@ def filter_logits(logits: Tensor, temperature: float, top_k: int, top_p: float) 
 
 @torch.no_grad()
 def sample(policy: torch.nn.Module, ids: Tensor, mask: Tensor, max_new_tokens: int, eos_ids: list[int], pad_id: int,
-           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, check_every: int = 8) -> Tensor:
-    """Sampled continuations long [B, <= max_new_tokens] of left-padded prompts `ids` [B, P]
-    (`mask` True on real tokens); after a sequence emits an EOS id it is padded with `pad_id`.
-    Stops early once every sequence has finished (checked every `check_every` tokens, since
-    the check synchronises with the GPU)."""
+           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, check_every: int = 8, repeats: int = 1) -> Tensor:
+    """Sampled continuations long [B * repeats, <= max_new_tokens] of left-padded prompts `ids`
+    [B, P] (`mask` True on real tokens), `repeats` consecutive samples per prompt: each prompt
+    is run once and its key/value cache copied to its samples. After a sequence emits an EOS id
+    it is padded with `pad_id`. Stops early once every sequence has finished (checked every
+    `check_every` tokens, since the check synchronises with the GPU)."""
     device = ids.device
     eos = torch.tensor(eos_ids, device=device)
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
     out = policy(input_ids=ids, attention_mask=mask.long(), position_ids=positions, use_cache=True, logits_to_keep=1)
-    cache, attention = out.past_key_values, mask.long()
+    cache, attention, logits = output_cache(out), mask.long(), out.logits
+    if repeats > 1:
+        cache.batch_repeat_interleave(repeats)
+        attention, positions, logits = (t.repeat_interleave(repeats, dim=0) for t in (attention, positions, logits))
+    cache_kw = cache_argument(type(policy))
     next_position = positions[:, -1:] + 1
-    finished = torch.zeros(ids.shape[0], dtype=torch.bool, device=device)
+    finished = torch.zeros(attention.shape[0], dtype=torch.bool, device=device)
     tokens = []
     for step in range(max_new_tokens):
-        probs = filter_logits(out.logits[:, -1].float(), temperature, top_k, top_p).softmax(-1)
+        probs = filter_logits(logits[:, -1].float(), temperature, top_k, top_p).softmax(-1)
         token = torch.multinomial(probs, 1).squeeze(-1)
         token = token.masked_fill(finished, pad_id)
         tokens.append(token)
@@ -54,7 +61,7 @@ def sample(policy: torch.nn.Module, ids: Tensor, mask: Tensor, max_new_tokens: i
         if last or ((step + 1) % check_every == 0 and bool(finished.all())):
             break
         attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=-1)
-        out = policy(input_ids=token[:, None], attention_mask=attention, position_ids=next_position,
-                     past_key_values=cache, use_cache=True)
-        cache, next_position = out.past_key_values, next_position + 1
+        out = policy(input_ids=token[:, None], attention_mask=attention, position_ids=next_position, use_cache=True,
+                     **{cache_kw: cache})
+        cache, logits, next_position = output_cache(out), out.logits, next_position + 1
     return torch.stack(tokens, dim=1)
