@@ -61,13 +61,14 @@ def response_logprobs(
     out_h = torch.zeros(n, width, device=device)
     if length == 0:
         return out_lp, out_h
+    # decided on the host copies (rollouts live on the CPU): no GPU synchronisation
+    shared = _shared_prompts(prompt_ids[:, first:], group_ids, length) if group_ids is not None else None
     prompt_ids, prompt_mask = prompt_ids[:, first:].to(device), prompt_mask[:, first:].to(device)
     responses = response_ids[:, :length].to(device)
     mask = torch.cat([prompt_mask, response_mask[:, :length].to(device)], dim=1)
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
-    shared = _shared_prompts(prompt_ids, group_ids, length) if group_ids is not None else None
     if shared is not None:
-        logits = _logits_sharing_prompts(model, prompt_ids, responses, mask, positions, *shared)
+        logits = _logits_sharing_prompts(model, prompt_ids, responses, mask, positions, *(t.to(device) for t in shared))
     else:
         ids = torch.cat([prompt_ids, responses], dim=1)
         kwargs = {"logits_to_keep": length + 1} if _accepts_logits_to_keep(type(model)) else {}

@@ -242,6 +242,7 @@ class ArcherModule(L.LightningModule):
                 num_sequences = self._global_sum(loss_mask[rows].any(-1).sum())
                 for phase in self.constraint.phases:
                     optimizer.zero_grad()
+                    losses = []  # checked once before the optimizer step: one GPU sync, not one per micro-batch
                     if len(rows) == 0:  # this rank has no groups left in the mini-batch: join the sync
                         self.manual_backward(sum(p.sum() for p in self.policy.parameters() if p.requires_grad) * 0.0)
                     for micro in self._micro_batches(rows):
@@ -252,17 +253,21 @@ class ArcherModule(L.LightningModule):
                         batch = PolicyBatch(logprobs, old, None if ref_logprobs is None else ref_logprobs[micro],
                                             advantages[micro], loss_mask[micro], classes, num_tokens, num_sequences, entropy)
                         out = phase(batch)
-                        self._check_finite(out, batch, step, epoch, first, phase)
+                        losses.append((out, batch))
                         # DDP/FSDP average gradients over ranks; the loss already has global denominators
                         self.manual_backward(out.loss * self.trainer.world_size)
                         for key, value in out.metrics.items():
                             collected[key].append(value)
+                    if losses and not bool(torch.isfinite(torch.stack([o.loss.detach() for o, _ in losses])).all()):
+                        for out, batch in losses:  # name the first bad micro-batch, before any weight changes
+                            self._check_finite(out, batch, step, epoch, first, phase)
                     grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.schedule.grad_clip)
                     collected["train/grad_norm"].append(grad_norm.detach())
                     optimizer.step()
                     if scheduler is not None:
                         scheduler.step()
-        metrics = {key: torch.stack(values).float().mean().item() for key, values in collected.items()}
+        means = torch.stack([torch.stack(values).float().mean() for values in collected.values()]).tolist()  # one sync
+        metrics = dict(zip(collected, means))
         metrics["train/lr"] = optimizer.param_groups[0]["lr"]
         return metrics
 

@@ -90,10 +90,11 @@ def _sync():
 
 def run_archer(name, model_dir, data, args, device, other=None) -> Alternate:
     policy, tokenizer = load_pretrained(str(model_dir), "float32")
-    engine = HFRolloutEngine(max_new_tokens=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0).bind(tokenizer)
+    engine = HFRolloutEngine(max_new_tokens=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0,
+                             sampler=args.sampler).bind(tokenizer)
     schedule = RLSchedule(steps=args.warmup + args.steps, prompts_per_step=args.prompts, samples_per_prompt=args.samples,
                           ppo_epochs=1, mini_batch_prompts=args.prompts, micro_batch_size=args.prompts * args.samples,
-                          log_text_every=0)
+                          log_text_every=0, share_prompt_forward=not args.no_share)
     module = ArcherModule(
         policy, tokenizer, PlainTemplate("{problem}\n", add_bos=False), PromptStream(data.train, args.prompts, seed=0), engine,
         ScoringRunner(ArithmeticVerifier(), workers=0), ResponseQuantileClassifier(), constraint(name), GRPOAdvantage(),
@@ -159,6 +160,8 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
+    parser.add_argument("--sampler", default="lean", choices=["lean", "generate"], help="Archer's rollout sampler")
+    parser.add_argument("--no-share", action="store_true", help="run every row's prompt (no prompt sharing)")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
