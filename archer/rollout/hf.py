@@ -7,12 +7,12 @@ The engine only samples; the trainer's own forward pass computes log-probs and e
 
 from __future__ import annotations
 
-import copy
 import hashlib
 
 import torch
 from torch import Tensor
 
+from archer.rollout.base import sampling_view
 from archer.rollout.sampling import sample
 from archer.types import RolloutBatch
 from archer.validation import check_positive
@@ -93,12 +93,7 @@ class HFRolloutEngine:
 
     def with_sampling(self, **settings) -> HFRolloutEngine:
         """A copy with other sampling settings (e.g. the evaluation temperature)."""
-        view = copy.copy(self)
-        for key, value in settings.items():
-            if not hasattr(view, key):
-                raise ValueError(f"rollout has no sampling setting {key!r}")
-            setattr(view, key, value)
-        return view
+        return sampling_view(self, **settings)
 
     def sync_weights(self, policy: torch.nn.Module) -> None:
         """Nothing to do: this engine samples from the training policy object itself."""

@@ -18,7 +18,6 @@ engine first generates; without it, construction fails with the install command.
 
 from __future__ import annotations
 
-import copy
 import tempfile
 from collections.abc import Iterable, Iterator
 from types import SimpleNamespace
@@ -26,6 +25,7 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor
 
+from archer.rollout.base import sampling_view
 from archer.rollout.hf import left_pad
 from archer.types import RolloutBatch
 from archer.validation import ConfigError, check_positive
@@ -131,12 +131,7 @@ class VLLMRolloutEngine:
     def with_sampling(self, **settings) -> VLLMRolloutEngine:
         """A view of this engine (the same vLLM instance) with other sampling settings, e.g.
         the evaluation temperature."""
-        view = copy.copy(self)
-        for key, value in settings.items():
-            if not hasattr(view, key):
-                raise ConfigError(f"rollout has no sampling setting {key!r}")
-            setattr(view, key, value)
-        return view
+        return sampling_view(self, **settings)
 
     def bind(self, tokenizer) -> VLLMRolloutEngine:
         self.tokenizer = tokenizer
