@@ -1,6 +1,6 @@
 """Wall-clock seconds per phase of an RL step (logged as `time/<phase>`), and optionally the
 peak memory of each phase (`memory/<phase>_peak_mb`): CUDA's peak allocation on GPUs, the
-peak resident set size above the phase's start (sampled every 2 ms) on CPUs."""
+process's peak resident set size during the phase (sampled every 2 ms) on CPUs."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ class _RssPeak(threading.Thread):
     def finish(self) -> float:
         self._done.set()
         self.join()
-        return max(self.peak_mb, _rss_mb()) - self.start_mb
+        return max(self.peak_mb, _rss_mb())
 
 
 class PhaseTimer:

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from archer.forward import cache_argument, output_cache
+from archer.rollout.fast_decode import FastDecoder
 
 
 def filter_logits(logits: Tensor, temperature: float, top_k: int, top_p: float) -> Tensor:
@@ -31,6 +32,12 @@ def filter_logits(logits: Tensor, temperature: float, top_k: int, top_p: float) 
     return logits
 
 
+def draw(probs: Tensor) -> Tensor:
+    """One index per row with probability `probs` [B, V]: argmax of p / Exp(1) noise (the
+    exponential race, as vLLM samples), cheaper than `torch.multinomial` and exact."""
+    return (probs / torch.empty_like(probs).exponential_(1)).argmax(dim=-1)
+
+
 @torch.no_grad()
 def sample(policy: torch.nn.Module, ids: Tensor, mask: Tensor, max_new_tokens: int, eos_ids: list[int], pad_id: int,
            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, check_every: int = 8, repeats: int = 1) -> Tensor:
@@ -47,21 +54,29 @@ def sample(policy: torch.nn.Module, ids: Tensor, mask: Tensor, max_new_tokens: i
     if repeats > 1:
         cache.batch_repeat_interleave(repeats)
         attention, positions, logits = (t.repeat_interleave(repeats, dim=0) for t in (attention, positions, logits))
+    prompt_len = attention.shape[1]
+    # the mask of every step at once (future columns are sliced in as the sequence grows)
+    attention = torch.cat([attention, torch.ones_like(attention[:, :1]).expand(-1, max_new_tokens)], dim=1)
     cache_kw = cache_argument(type(policy))
+    fast = FastDecoder(policy, cache, attention.shape[0], attention.shape[1]) if FastDecoder.supports(policy) else None
+    key_mask = attention.bool()
     next_position = positions[:, -1:] + 1
     finished = torch.zeros(attention.shape[0], dtype=torch.bool, device=device)
     tokens = []
     for step in range(max_new_tokens):
         probs = filter_logits(logits[:, -1].float(), temperature, top_k, top_p).softmax(-1)
-        token = torch.multinomial(probs, 1).squeeze(-1)
+        token = draw(probs)
         token = token.masked_fill(finished, pad_id)
         tokens.append(token)
         finished |= torch.isin(token, eos)
         last = step == max_new_tokens - 1
         if last or ((step + 1) % check_every == 0 and bool(finished.all())):
             break
-        attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=-1)
-        out = policy(input_ids=token[:, None], attention_mask=attention, position_ids=next_position, use_cache=True,
-                     **{cache_kw: cache})
-        cache, logits, next_position = output_cache(out), out.logits, next_position + 1
+        if fast is not None:  # fused layers over a preallocated cache
+            logits = fast.step(token, next_position[:, 0], key_mask)[:, None]
+        else:
+            out = policy(input_ids=token[:, None], attention_mask=attention[:, : prompt_len + step + 1],
+                         position_ids=next_position, use_cache=True, **{cache_kw: cache})
+            cache, logits = output_cache(out), out.logits
+        next_position = next_position + 1
     return torch.stack(tokens, dim=1)

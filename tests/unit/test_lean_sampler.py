@@ -3,6 +3,7 @@ distribution after temperature / top-k / top-p filtering."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from archer.models import TinyModelConfig, build_char_tokenizer, build_tiny_model
@@ -75,3 +76,24 @@ def test_repeated_samples_share_the_prompt_run_and_equal_repeated_rows():
     rows, row_mask = left_pad([p for p in prompts for _ in range(3)], tokenizer.pad_token_id)
     whole = sample(model, rows, row_mask, 8, [tokenizer.eos_token_id], tokenizer.pad_token_id, top_k=1)
     assert shared.shape[0] == 6 and torch.equal(shared, whole)
+
+
+@pytest.mark.parametrize("family", ["qwen2_gqa", "llama"])
+def test_fast_decode_step_matches_the_model_for_other_layouts(family):
+    """The fused decode path (grouped-query attention, no q/k/v bias) gives the model's greedy tokens."""
+    from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+    from archer.rollout.fast_decode import FastDecoder
+
+    torch.manual_seed(3)
+    tokenizer = build_char_tokenizer()
+    sizes = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
+    model = (Qwen2ForCausalLM(Qwen2Config(**sizes)) if family == "qwen2_gqa" else LlamaForCausalLM(LlamaConfig(**sizes))).eval()
+    assert FastDecoder.supports(model)
+    prompts = [tokenizer.encode(text, add_special_tokens=False) for text in ["5+5=", "77+1+2="]]
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    ours = sample(model, ids, mask, 10, [tokenizer.eos_token_id], tokenizer.pad_token_id, top_k=1)
+    theirs = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=10,
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=[tokenizer.eos_token_id])[:, ids.shape[1]:]
+    assert torch.equal(ours, theirs[:, : ours.shape[1]])

@@ -1,0 +1,108 @@
+"""A fused decode step for Qwen2 / Llama-style decoders (the lean sampler's fast path).
+
+During sampling, every new token runs the whole model on one position per sequence; for
+small models the cost is dominated by the number of kernels and Python calls, not FLOPs.
+This step reads the live parameters of a transformers model and runs each layer with one
+matmul for q/k/v and one for gate/up (weights concatenated once per rollout, since the
+optimizer changes them between rollouts), rotary embeddings from the model's own inverse
+frequencies, and a preallocated key/value buffer written in place (no concatenation per
+token). Prefill stays with transformers; its cache seeds the buffer. Architectures or
+settings it does not cover (sliding windows, q/k norms, scaled rotary variants it cannot
+read) make `FastDecoder.supports` False and the sampler keeps calling the model.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+SUPPORTED = ("qwen2", "llama", "mistral")
+
+
+class FastDecoder:
+    """One-token-per-sequence forward over a preallocated cache."""
+
+    @staticmethod
+    def supports(model: torch.nn.Module) -> bool:
+        config = getattr(model, "config", None)
+        if config is None or getattr(config, "model_type", None) not in SUPPORTED:
+            return False
+        if getattr(config, "use_sliding_window", False) or getattr(config, "sliding_window", None) and config.model_type == "mistral":
+            return False
+        inner = getattr(model, "model", None)
+        rotary = getattr(inner, "rotary_emb", None)
+        layer = inner.layers[0] if inner is not None and len(inner.layers) else None
+        return (rotary is not None and hasattr(rotary, "inv_freq") and layer is not None
+                and not hasattr(layer.self_attn, "q_norm") and getattr(config, "hidden_act", "silu") == "silu")
+
+    def __init__(self, model: torch.nn.Module, prompt_cache, batch: int, total_len: int):
+        config, inner = model.config, model.model
+        self.heads = config.num_attention_heads
+        self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.eps, self.model = config.rms_norm_eps, model
+        self.inv_freq = inner.rotary_emb.inv_freq
+        self.scaling = float(getattr(inner.rotary_emb, "attention_scaling", 1.0))
+        self.layers = []
+        for layer in inner.layers:
+            a, m = layer.self_attn, layer.mlp
+            bias = (torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]) if a.q_proj.bias is not None else None)
+            self.layers.append((layer.input_layernorm.weight, torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+                                bias, a.o_proj.weight, a.o_proj.bias, layer.post_attention_layernorm.weight,
+                                torch.cat([m.gate_proj.weight, m.up_proj.weight]), m.down_proj.weight))
+        keys, values = _cache_tensors(prompt_cache)
+        shape = (batch, self.kv_heads, total_len, self.head_dim)
+        self.keys = [k.new_zeros(shape) for k in keys]
+        self.values = [v.new_zeros(shape) for v in values]
+        self.length = keys[0].shape[2]
+        for i, (k, v) in enumerate(zip(keys, values)):
+            self.keys[i][:, :, : self.length] = k
+            self.values[i][:, :, : self.length] = v
+
+    def _rms(self, x: Tensor, weight: Tensor) -> Tensor:
+        dtype = x.dtype
+        x = x.float()
+        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)).to(dtype)
+
+    @torch.no_grad()
+    def step(self, tokens: Tensor, positions: Tensor, key_mask: Tensor) -> Tensor:
+        """Logits [B, V] of the next token after `tokens` [B] at `positions` [B]; `key_mask`
+        [B, length + 1] is True on real keys (prompt padding False)."""
+        b, h, kv, d = tokens.shape[0], self.heads, self.kv_heads, self.head_dim
+        hidden = self.model.model.embed_tokens(tokens)[:, None]  # [B, 1, H]
+        freqs = positions[:, None].float() * self.inv_freq[None]  # [B, d/2]
+        emb = torch.cat([freqs, freqs], dim=-1)
+        cos, sin = (emb.cos() * self.scaling)[:, None, None], (emb.sin() * self.scaling)[:, None, None]
+        slot, end = self.length, self.length + 1
+        mask = key_mask[:, None, None, :end]
+        for i, (norm1, wqkv, bqkv, wo, bo, norm2, wgu, wdown) in enumerate(self.layers):
+            qkv = F.linear(self._rms(hidden, norm1), wqkv, bqkv)
+            q, k, v = qkv.split([h * d, kv * d, kv * d], dim=-1)
+            q = q.view(b, 1, h, d).transpose(1, 2)
+            k = k.view(b, 1, kv, d).transpose(1, 2)
+            q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+            self.keys[i][:, :, slot] = k[:, :, 0]
+            self.values[i][:, :, slot] = v.view(b, kv, d)
+            keys, values = self.keys[i][:, :, :end], self.values[i][:, :, :end]
+            if kv != h:
+                keys, values = keys.repeat_interleave(h // kv, dim=1), values.repeat_interleave(h // kv, dim=1)
+            attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
+            hidden = hidden + F.linear(attended.transpose(1, 2).reshape(b, 1, h * d), wo, bo)
+            gate, up = F.linear(self._rms(hidden, norm2), wgu).chunk(2, dim=-1)
+            hidden = hidden + F.linear(F.silu(gate) * up, wdown)
+        self.length = end
+        hidden = self._rms(hidden, self.model.model.norm.weight)
+        return self.model.lm_head(hidden)[:, 0]
+
+
+def _rotate_half(x: Tensor) -> Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat([-x2, x1], dim=-1)
+
+
+def _cache_tensors(cache) -> tuple[list[Tensor], list[Tensor]]:
+    """Per-layer keys and values [B, kv_heads, P, d] of a transformers cache (old or new API)."""
+    if hasattr(cache, "layers"):
+        return [layer.keys for layer in cache.layers], [layer.values for layer in cache.layers]
+    return list(cache.key_cache), list(cache.value_cache)
