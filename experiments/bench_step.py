@@ -98,7 +98,9 @@ def run_archer(name, model_dir, data, args, device, other=None) -> Alternate:
     module = ArcherModule(
         policy, tokenizer, PlainTemplate("{problem}\n", add_bos=False), PromptStream(data.train, args.prompts, seed=0), engine,
         ScoringRunner(ArithmeticVerifier(), workers=0), ResponseQuantileClassifier(), constraint(name), GRPOAdvantage(),
-        schedule, partial(torch.optim.AdamW, lr=LR, weight_decay=0.0), None, KeepAllGroups(), NoOverlongHandling(), seed=0)
+        # the fused AdamW kernel, as TRL (transformers: optim="adamw_torch_fused")
+        schedule, partial(torch.optim.AdamW, lr=LR, weight_decay=0.0, fused=True), None, KeepAllGroups(), NoOverlongHandling(),
+        seed=0)
     module.track_memory = True
     timing = Alternate(other)
     trainer = L.Trainer(accelerator=device, devices=1, max_epochs=schedule.steps, logger=False, enable_checkpointing=False,
