@@ -46,8 +46,8 @@ def strategy_of(run_dir: Path, summary: dict) -> str:
     return f"{constraint}+{classifier}"
 
 
-def read_scalars(run_dir: Path, summary: dict) -> dict[str, list[float]]:
-    """Every scalar tag of the run's TensorBoard log, in step order."""
+def read_scalars(run_dir: Path, summary: dict) -> dict[str, tuple[list[int], list[float]]]:
+    """Every scalar tag of the run's TensorBoard log: (steps, values) in step order."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logged = Path(summary["tensorboard"]) if summary.get("tensorboard") else None
@@ -58,7 +58,8 @@ def read_scalars(run_dir: Path, summary: dict) -> dict[str, list[float]]:
         logged = found[-1].parent
     events = EventAccumulator(str(logged), size_guidance={"scalars": 0})
     events.Reload()
-    return {tag: [e.value for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+    return {tag: ([e.step for e in events.Scalars(tag)], [e.value for e in events.Scalars(tag)])
+            for tag in events.Tags()["scalars"]}
 
 
 def load_run(run_dir: Path) -> dict:
@@ -76,20 +77,24 @@ def load_run(run_dir: Path) -> dict:
         "pass@1": after.get("pass@1"),
         "pass@k": after.get(k_key) if k_key else None,
         "k": int(k_key.split("@")[1]) if k_key else None,
-        "generated_tokens": sum(scalars.get("train/generated_tokens", [])),
+        "generated_tokens": sum(scalars.get("train/generated_tokens", ([], []))[1]),
         "repetition_final": _last(scalars.get("train/repetition_20gram")),
         "entropy_high_final": _last(scalars.get("loss/entropy_high")),
         "entropy_low_final": _last(scalars.get("loss/entropy_low")),
         "seconds": summary.get("seconds"),
         "curves": {
             "val_accuracy": ([v["rl_step"] for v in validation], [v[val_key] for v in validation]) if val_key else ([], []),
-            **{tag: (list(range(1, len(values) + 1)), values) for tag, values in scalars.items() if tag in TRAIN_CURVES},
+            **{tag: series for tag, series in scalars.items() if tag in TRAIN_CURVES},
         },
     }
 
 
-def _last(values):
-    return values[-1] if values else None
+def _last(series):
+    """The mean of the last 5 logged values of a (steps, values) series (a final value less noisy)."""
+    if not series or not series[1]:
+        return None
+    tail = series[1][-5:]
+    return sum(tail) / len(tail)
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -100,8 +105,8 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 SUMMARY_COLUMNS = [("pass@1", "held-out pass@1 (%)", 100), ("pass@k", "held-out pass@k (%)", 100),
-                   ("gain", "gain over warm-up (points)", 100), ("repetition_final", "repetition@20 (final)", 1),
-                   ("entropy_high_final", "entropy high (final)", 1), ("entropy_low_final", "entropy low (final)", 1),
+                   ("gain", "gain over warm-up (points)", 100), ("repetition_final", "repetition@20 (last 5 steps)", 1),
+                   ("entropy_high_final", "entropy high (last 5 steps)", 1), ("entropy_low_final", "entropy low (last 5 steps)", 1),
                    ("generated_tokens", "tokens generated", 1)]
 
 
@@ -158,9 +163,10 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
                 series = [s for s in series if s[0]]
                 if not series:
                     continue
-                length = min(len(s[0]) for s in series)
-                steps = series[0][0][:length]
-                values = [[s[1][i] for s in series] for i in range(length)]
+                # seeds may skip different steps (every group filtered): align on the steps all have
+                common = sorted(set.intersection(*(set(s[0]) for s in series)))
+                lookup = [dict(zip(*s)) for s in series]
+                steps, values = common, [[table[step] for table in lookup] for step in common]
                 line, = ax.plot(steps, [statistics.fmean(v) for v in values], label=strategy, linewidth=1.4)
                 ax.fill_between(steps, [min(v) for v in values], [max(v) for v in values], color=line.get_color(), alpha=0.15)
             ax.set_xlabel("RL step")
