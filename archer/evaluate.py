@@ -14,7 +14,6 @@ with the same `out_dir` to continue an interrupted evaluation.
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from archer.data import DataError, benchmark_kind, load_benchmark
+from archer.cli import run_or_exit
+from archer.data import benchmark_kind, load_benchmark
 from archer.evaluation import SamplesLog, evaluate_benchmark, summarize
 from archer.export import load_checkpoint
 from archer.models import TinyModelConfig, build_char_tokenizer, build_tiny_model, load_pretrained
@@ -131,11 +131,7 @@ def _write(out_dir: Path, results: dict) -> None:
 @hydra.main(version_base=None, config_path=config_dir(), config_name="eval")
 def main(cfg: DictConfig) -> None:
     out_dir = Path(cfg.out_dir) if cfg.out_dir else Path(HydraConfig.get().runtime.output_dir)
-    try:
-        evaluate(cfg, out_dir)
-    except (ConfigError, DataError) as err:
-        print(f"[archer] error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(evaluate, cfg, out_dir)
 
 
 if __name__ == "__main__":

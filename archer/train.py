@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 import warnings
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from archer.callbacks import RLStepCheckpoint, ValidationLoop
+from archer.cli import run_or_exit
 from archer.data import DataError, PromptStream, load_benchmark
 from archer.heldout import evaluate_heldout
 from archer.models import (
@@ -239,12 +239,7 @@ def _report(summary: dict, run_dir: Path) -> None:
 
 @hydra.main(version_base=None, config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> None:
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        train(cfg, run_dir)
-    except (ConfigError, DataError) as err:
-        print(f"[archer] error: {err}", file=sys.stderr)
-        sys.exit(2)
+    run_or_exit(train, cfg, Path(HydraConfig.get().runtime.output_dir))
 
 
 if __name__ == "__main__":

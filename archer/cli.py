@@ -1,0 +1,18 @@
+"""What the command-line entry points share."""
+
+from __future__ import annotations
+
+import sys
+
+from archer.data import DataError
+from archer.validation import ConfigError
+
+
+def run_or_exit(function, *args):
+    """`function(*args)`; bad input (a config value, a data row) ends the process with exit
+    status 2 and the one-line message that names the key or file and the fix."""
+    try:
+        return function(*args)
+    except (ConfigError, DataError) as err:
+        print(f"[archer] error: {err}", file=sys.stderr)
+        sys.exit(2)
