@@ -45,7 +45,7 @@ from archer.models import (
     save_pretrained,
 )
 from archer.module import ArcherModule, RLSchedule
-from archer.rollout import HFRolloutEngine
+from archer.rollout import HFRolloutEngine, LeanRolloutEngine
 from archer.sampling import KeepAllGroups, NoOverlongHandling
 from archer.verifiers import ArithmeticVerifier, ScoringRunner
 
@@ -90,8 +90,8 @@ def _sync():
 
 def run_archer(name, model_dir, data, args, device, other=None) -> Alternate:
     policy, tokenizer = load_pretrained(str(model_dir), "float32")
-    engine = HFRolloutEngine(max_new_tokens=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0,
-                             sampler=args.sampler).bind(tokenizer)
+    engine_class = LeanRolloutEngine if args.sampler == "lean" else HFRolloutEngine
+    engine = engine_class(max_new_tokens=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0).bind(tokenizer)
     schedule = RLSchedule(steps=args.warmup + args.steps, prompts_per_step=args.prompts, samples_per_prompt=args.samples,
                           ppo_epochs=1, mini_batch_prompts=args.prompts, micro_batch_size=args.prompts * args.samples,
                           log_text_every=0, share_prompt_forward=not args.no_share)
@@ -162,7 +162,7 @@ def main() -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
-    parser.add_argument("--sampler", default="lean", choices=["lean", "generate"], help="Archer's rollout sampler")
+    parser.add_argument("--sampler", default="lean", choices=["lean", "generate"], help="Archer's rollout engine: LeanRolloutEngine or HFRolloutEngine (generate)")
     parser.add_argument("--no-share", action="store_true", help="run every row's prompt (no prompt sharing)")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,4 +1,4 @@
-"""The reference rollout engine: transformers `generate`, on CPU or GPU.
+"""The reference rollout engine: transformers `generate`, on CPU or GPU (`rollout=hf`).
 
 Prompts are left-padded and each is repeated n times (responses of one prompt stay
 consecutive). Generation runs in sub-batches of `batch_size` sequences to bound memory.
@@ -13,7 +13,6 @@ import torch
 from torch import Tensor
 
 from archer.rollout.base import sampling_view
-from archer.rollout.sampling import sample
 from archer.types import RolloutBatch
 from archer.validation import check_positive
 
@@ -57,9 +56,6 @@ class HFRolloutEngine:
             prompt tokens): the responses then do not depend on which other prompts share the
             batch, so 1 and N processes train on the same rollouts (slower; for equivalence
             checks and exact reproducibility across cluster sizes).
-        sampler: "lean" (archer/rollout/sampling.py: one cached forward per token, none of
-            `generate`'s per-token overhead; the same sampling distribution) or "generate"
-            (transformers `generate`; used anyway with stop strings).
     """
 
     def __init__(
@@ -71,7 +67,6 @@ class HFRolloutEngine:
         stop_strings: list[str] | None = None,
         batch_size: int = 256,
         per_prompt_seed: bool = False,
-        sampler: str = "lean",
     ):
         self.max_new_tokens = int(check_positive("rollout.max_new_tokens", max_new_tokens))
         self.temperature = float(check_positive("rollout.temperature", temperature))
@@ -81,9 +76,6 @@ class HFRolloutEngine:
         self.stop_strings = list(stop_strings or [])
         self.batch_size = int(check_positive("rollout.batch_size", batch_size))
         self.per_prompt_seed = bool(per_prompt_seed)
-        if sampler not in ("lean", "generate"):
-            raise ValueError(f"rollout.sampler must be 'lean' or 'generate', got {sampler!r}")
-        self.sampler = sampler
         self.tokenizer = None
 
     def bind(self, tokenizer) -> HFRolloutEngine:
@@ -119,15 +111,8 @@ class HFRolloutEngine:
         eos_ids = _eos_ids(policy, tok)
         was_training = policy.training
         policy.eval()
-        chunks = []
         try:
-            if self.sampler == "lean" and not self.stop_strings:  # whole groups per chunk, each prompt run once
-                per_chunk = max(1, self.batch_size // n)
-                for start in range(0, len(prompt_ids), per_chunk):
-                    chunks.append(self._sample_lean(policy, prompt_ids[start : start + per_chunk], n, eos_ids))
-            else:
-                for start in range(0, len(rows), self.batch_size):
-                    chunks.append(self._generate_chunk(policy, rows[start : start + self.batch_size], eos_ids))
+            chunks = self._sample(policy, prompt_ids, n, eos_ids)
         finally:
             policy.train(was_training)
         prompt_ids_t, prompt_mask = left_pad(rows, tok.pad_token_id)
@@ -145,11 +130,11 @@ class HFRolloutEngine:
         truncated = ~stopped_by_eos & ~stopped_by_string & (lengths >= self.max_new_tokens)
         return RolloutBatch(prompt_ids_t, prompt_mask, response_ids, response_mask, truncated, group_ids, texts)
 
-    def _sample_lean(self, policy: torch.nn.Module, prompts: list[list[int]], n: int, eos_ids: list[int]) -> Tensor:
-        device = next(policy.parameters()).device
-        ids, mask = left_pad(prompts, self.tokenizer.pad_token_id)
-        return sample(policy, ids.to(device), mask.to(device), self.max_new_tokens, eos_ids, self.tokenizer.pad_token_id,
-                      self.temperature, self.top_k, self.top_p, repeats=n).cpu()
+    def _sample(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int, eos_ids: list[int]) -> list[Tensor]:
+        """Response token chunks [rows, <= max_new_tokens], rows in prompt order, n per prompt."""
+        rows = [ids for ids in prompt_ids for _ in range(n)]
+        return [self._generate_chunk(policy, rows[start : start + self.batch_size], eos_ids)
+                for start in range(0, len(rows), self.batch_size)]
 
     def _generate_chunk(self, policy: torch.nn.Module, rows: list[list[int]], eos_ids: list[int]) -> Tensor:
         device = next(policy.parameters()).device

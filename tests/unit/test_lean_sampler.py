@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from archer.models import TinyModelConfig, build_char_tokenizer, build_tiny_model
-from archer.rollout.hf import HFRolloutEngine, left_pad
+from archer.rollout import HFRolloutEngine, LeanRolloutEngine
+from archer.rollout.hf import left_pad
 from archer.rollout.sampling import filter_logits, sample
 
 
@@ -61,8 +62,8 @@ def test_sampled_token_frequencies_follow_the_model():
 def test_engine_uses_generate_for_stop_strings_and_both_paths_finish_rows_with_eos():
     model, tokenizer = _model()
     prompts = [tokenizer.encode("1+1=", add_special_tokens=False)] * 3
-    for sampler in ("lean", "generate"):
-        engine = HFRolloutEngine(max_new_tokens=6, sampler=sampler).bind(tokenizer)
+    for engine_class in (LeanRolloutEngine, HFRolloutEngine):
+        engine = engine_class(max_new_tokens=6).bind(tokenizer)
         batch = engine.generate(model, prompts, n=2)
         assert batch.response_ids.shape[0] == 6 and batch.response_mask.sum(-1).le(6).all()
 
