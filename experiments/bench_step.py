@@ -44,7 +44,8 @@ from archer.models import (
     load_pretrained,
     save_pretrained,
 )
-from archer.module import ArcherModule, RLSchedule
+from archer.module import ArcherModule
+from archer.rl_schedule import RLSchedule
 from archer.rollout import HFRolloutEngine, LeanRolloutEngine
 from archer.sampling import KeepAllGroups, NoOverlongHandling
 from archer.verifiers import ArithmeticVerifier, ScoringRunner

@@ -1,8 +1,10 @@
-"""What every rollout engine shares."""
+"""What every rollout engine shares: sampling views, and the weight-sync alarm `logprob_gap`."""
 
 from __future__ import annotations
 
 import copy
+
+from torch import Tensor
 
 from archer.validation import ConfigError
 
@@ -16,3 +18,13 @@ def sampling_view(engine, **settings):
             raise ConfigError(f"rollout has no sampling setting {key!r}")
         setattr(view, key, value)
     return view
+
+
+def logprob_gap(rollout, trainer_logprobs: Tensor) -> float:
+    """Mean |engine log-prob - trainer log-prob| over sampled tokens: ~0 when both hold the
+    same weights; a jump means the rollout engine samples from stale weights."""
+    mask = rollout.response_mask.to(trainer_logprobs.device)
+    engine = rollout.engine_logprobs.to(trainer_logprobs.device, trainer_logprobs.dtype)
+    width = min(engine.shape[1], trainer_logprobs.shape[1])
+    diff = (engine[:, :width] - trainer_logprobs[:, :width]).abs()
+    return (diff * mask[:, :width]).sum().item() / max(int(mask[:, :width].sum()), 1)

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from archer.models import build_char_tokenizer
-from archer.module import logprob_gap
+from archer.rollout.base import logprob_gap
 from archer.rollout.vllm import (
     VLLMRolloutEngine,
     changed_tensors,
