@@ -12,6 +12,7 @@ passes run in eval mode; the reference pass is skipped when no KL coefficient is
 from __future__ import annotations
 
 import copy
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -78,11 +79,12 @@ class ArcherModule(L.LightningModule):
         s, timer = self.schedule, PhaseTimer(track_memory=self.track_memory)
         step_seed = self.seed * 1_000_003 + step * 7_919
         torch.manual_seed(step_seed + self.global_rank)
+        rounds = itertools.count()  # generation rounds of this step (DAPO refills)
         # 1-3. rollout (this rank's share of the prompt groups), verify, dynamic sampling (+ refill), overlong
         experience, metrics = collect_experience(
             self._rank_share(self.prompts.batch(step)),
             generate=lambda prompts: self._generate(prompts, timer, step_seed),
-            score=lambda texts, samples: self._score(texts, samples, timer),
+            score=lambda texts, samples: self._score(texts, samples, timer, f"{step}/{next(rounds)}"),
             group_filter=self.group_filter,
             overlong=self.overlong,
             refill=lambda attempt, count: self.prompts.refill(step, attempt, count),
@@ -142,9 +144,11 @@ class ArcherModule(L.LightningModule):
                 return self.rollout.generate(self.policy, ids, n=self.schedule.samples_per_prompt, seed=step_seed)
             return self.rollout.generate(self.policy, ids, n=self.schedule.samples_per_prompt)
 
-    def _score(self, texts: list[str], samples: list[Sample], timer: PhaseTimer):
+    def _score(self, texts: list[str], samples: list[Sample], timer: PhaseTimer, round_key: str):
         with timer("reward"):
-            return self.scorer(texts, samples)
+            # verifiers that draw tests (code) draw afresh for each response of each round and rank
+            draws = [f"{self.seed}/{round_key}/{self.global_rank}/{i}" for i in range(len(texts))]
+            return self.scorer(texts, samples, draws)
 
     def _micro_batches(self, rows: Tensor) -> list[Tensor]:
         return list(rows.split(self.schedule.micro_batch_size)) if len(rows) else []

@@ -14,24 +14,44 @@ def after_think(response: str) -> str:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last `\\boxed{...}` / `\\fbox{...}` (nested braces), or of `\\boxed x`."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
-    if start < 0:
-        return None
-    rest = text[start:]
-    rest = rest[len("\\boxed"):] if rest.startswith("\\boxed") else rest[len("\\fbox"):]
-    if rest.startswith(" ") and not rest.lstrip().startswith("{"):
-        token = rest.strip().split()
-        return token[0].rstrip("$.") if token else None
-    if not rest.startswith("{"):
-        return None
+    """Content of the last outermost `\\boxed{...}` / `\\fbox{...}` (nested braces, any lines),
+    or of `\\boxed x`. A box inside another box is part of the outer one's content, never the
+    answer on its own (`\\boxed{\\boxed{5} \\text{ or } 6}` answers `\\boxed{5} \\text{ or } 6`).
+    None when there is no box, or the last one is never closed (a truncated response)."""
+    found, position = None, 0
+    while True:
+        start = _BOX.search(text, position)
+        if start is None:
+            return found
+        content, position = _box_argument(text, start.end())
+        if content is None:
+            return None if position < 0 else found
+        found = content
+
+
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![A-Za-z])")
+
+
+def _box_argument(text: str, i: int) -> tuple[str | None, int]:
+    """(argument, index after it) of the box command ending at `i`; (None, -1) when unbalanced,
+    (None, i) when the command has no argument."""
+    j = i
+    while j < len(text) and text[j] in " \t\n":
+        j += 1
+    if j >= len(text):
+        return None, i
+    if text[j] != "{":
+        if j == i:  # `\\boxed5` is not a box
+            return None, i
+        token = text[j:].split(maxsplit=1)[0].rstrip("$.")
+        return (token or None), j + len(token)
     depth = 0
-    for i, ch in enumerate(rest):
-        depth += ch == "{"
-        depth -= ch == "}"
+    for k in range(j, len(text)):
+        depth += text[k] == "{"
+        depth -= text[k] == "}"
         if depth == 0:
-            return rest[1:i]
-    return None  # unbalanced: no answer
+            return text[j + 1 : k], k + 1
+    return None, -1
 
 
 def last_code_block(text: str) -> str | None:

@@ -2,8 +2,15 @@
 
 The graded text is the last `<answer>...</answer>` block after `</think>` (Logic-RL's format),
 else everything after `</think>`. Within it, statements like "(1) Zoey is a knave",
-"Oliver is a knight", "Zoey: knave" or "Zoey - a knight" assign roles; when one person is
-named several times, the last statement counts (reasoning may try a role before settling).
+"Oliver is a knight", "Zoey: knave" or "Zoey - a knight" assign roles.
+
+Hedges score 0:
+- an answer block must hold exactly one role word per person (Logic-RL's rule), so naming both
+  roles for someone, or extra role statements, fails;
+- anywhere, a role followed by an alternative ("a knight or a knave", "knight/knave",
+  "a knight (maybe a knave)") fails.
+Without an answer block (free text), when one person is named several times the last statement
+counts: reasoning may try a role before settling.
 """
 
 from __future__ import annotations
@@ -15,6 +22,9 @@ from archer.verifiers.extract import after_think
 
 _ANSWER = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
 _GOLD_LINE = re.compile(r"\(\d+\)\s*(.+?)\s+is\s+an?\s+(knight|knave)", re.IGNORECASE)
+_ROLE_WORD = re.compile(r"\b(?:knight|knave)s?\b", re.IGNORECASE)
+_ALTERNATIVE = re.compile(r"\b(?:knight|knave)s?\b\W{0,3}(?:or|maybe|possibly|perhaps|and/or)?\W{0,3}(?:an?\s+)?"
+                          r"(?<=[\s/(])(?:knight|knave)s?\b", re.IGNORECASE)
 
 
 def gold_roles(answer) -> dict[str, str]:
@@ -53,25 +63,37 @@ class LogicVerifier:
     def __init__(self, think_only_after: bool = True, require_answer_tags: bool = False):
         self.think_only_after, self.require_answer_tags = think_only_after, require_answer_tags
 
-    def _graded_text(self, response: str) -> str | None:
+    def _graded_text(self, response: str) -> tuple[str | None, bool]:
+        """(graded text, whether it is an answer block)."""
         text = after_think(response) if self.think_only_after else response
         blocks = _ANSWER.findall(text[-20_000:])
         if blocks:
-            return blocks[-1]
-        return None if self.require_answer_tags else text[-20_000:]
+            return blocks[-1], True
+        return (None if self.require_answer_tags else text[-20_000:]), False
 
     def extract(self, response: str, sample: Sample) -> str | None:
-        """The stated roles as "Name=role; ..." in the gold's order, or None if none is stated."""
-        text = self._graded_text(response)
-        roles = stated_roles(text, list(gold_roles(sample.answer))) if text is not None else {}
+        """The stated roles as "Name=role; ..." in the gold's order, or None if none is stated (or a hedge)."""
+        text, block = self._graded_text(response)
+        names = list(gold_roles(sample.answer))
+        if text is None or is_hedge(text, len(names), block):
+            return None
+        roles = stated_roles(text, names)
         return "; ".join(f"{name}={role}" for name, role in roles.items()) or None
 
     def vote_key(self, answer: str) -> str:
         return answer
 
     def __call__(self, response: str, sample: Sample) -> float:
-        text = self._graded_text(response)
-        if text is None:
-            return 0.0
+        text, block = self._graded_text(response)
         gold = gold_roles(sample.answer)
+        if text is None or is_hedge(text, len(gold), block):
+            return 0.0
         return float(stated_roles(text, list(gold)) == gold)
+
+
+def is_hedge(text: str, people: int, answer_block: bool) -> bool:
+    """True when `text` offers alternatives: a role followed by the other one, or (in an answer
+    block) a number of role words other than one per person."""
+    if _ALTERNATIVE.search(text):
+        return True
+    return answer_block and len(_ROLE_WORD.findall(text)) != people

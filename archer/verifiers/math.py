@@ -1,12 +1,16 @@
 """Math answers: the last \\boxed{} after `</think>`, compared with the gold answer.
 
-Three stages, cheapest first:
-1. a normalised string match (spacing, `\\dfrac`, `\\left(`, degrees, `\\%`, `\\text{}` units,
-   trailing dots) and an exact numeric match (leading zeros, thousands separators,
-   percentages, scientific notation);
-2. a complexity guard: oversized answers, deep brace nesting and power towers score 0
+Stages, cheapest first:
+1. hedges score 0: an answer that offers alternatives the gold does not (`5 \\text{ or } 6`,
+   `5 \\lor 6`, `5 \\pm 1`), or a chain of equalities whose sides disagree (`x = 5 = 6`);
+2. a normalised string match (spacing, `\\dfrac`, `\\left(`, degrees, `\\%`, `\\text{}` units,
+   trailing dots) and an exact numeric match (leading zeros, thousands separators without
+   spaces, percentages, scientific notation). Unequal integers are different answers; any
+   other unequal pair goes on to math-verify, whose numeric precision decides
+   (`0.0833333333333333` equals `\\frac{1}{12}`). `32, 349` is a list, never `32349`;
+3. a complexity guard: oversized answers, deep brace nesting and power towers score 0
    without reaching the symbolic parser (sympy would try to evaluate `10^{10^{10^{10}}}`);
-3. math-verify (`parse` + `verify` on both gold and prediction) for fractions, intervals, sets,
+4. math-verify (`parse` + `verify` on both gold and prediction) for fractions, intervals, sets,
    tuples, matrices and equivalent expressions, under its own timeout.
 """
 
@@ -23,18 +27,27 @@ from archer.verifiers.extract import after_think, last_boxed
 # Only the tail of a response is searched for the final answer.
 SCAN_CHARS = 20_000
 
-_SPACES = re.compile(r"\\[,;:! ]|\\quad|\\qquad|\s+")
+# spacing commands and whitespace; `\\\\` (a LaTeX row break) is matched first so it is kept whole
+_SPACES = re.compile(r"(\\\\)|\\[,;:! ]|\\quad|\\qquad|\s+")
 _TEXT_UNIT = re.compile(r"\\(?:text|mbox|mathrm|textbf)\{\s*([^{}]*)\}")
 _DEGREES = re.compile(r"\^\{?\\circ\}?|°|\\degree")
 _POWER_TOWER = re.compile(r"\^\s*\{[^{}]*\^|\^\s*\d\s*\^|\^\s*\{?\s*\d{5,}|\d{4,}\s*!")
 _SCI = re.compile(r"^(-?\d+(?:\.\d+)?)(?:\\times|\\cdot|\*|x)10\^\{?(-?\d{1,3})\}?$")
 _NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:e[-+]?\d{1,3})?$")
+# A comma followed by spacing separates list items; only `1,000` is a thousands separator.
+_LIST_COMMA = re.compile(r",(?:\s|\\[,;:! ]|\\q?quad)")
+# Words and symbols that offer alternatives.
+_DISJUNCTION = re.compile(r"\\lor(?![A-Za-z])|\\vee(?![A-Za-z])|\\pm(?![A-Za-z])|\\mp(?![A-Za-z])|"
+                          r"(?<![A-Za-z\\])(?:or|either)(?![A-Za-z])", re.IGNORECASE)
+_NESTED_BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+_RELATION = re.compile(r"=|\\approx(?![A-Za-z])")
+_LABEL = re.compile(r"^\\?[A-Za-z]+(?:_\{?\w+\}?)?(?:\([A-Za-z, ]*\))?$")
 
 
 def normalise(answer: str) -> str:
     """A canonical spelling: no spacing commands, `\\frac` for every fraction, no outer `$`."""
     text = answer.strip().strip("$").strip()
-    text = _SPACES.sub("", text)
+    text = _SPACES.sub(lambda m: m.group(1) or "", text)
     text = text.replace("\\left", "").replace("\\right", "").replace("dfrac", "frac").replace("tfrac", "frac")
     text = text.replace("\\displaystyle", "").replace("^{\\prime}", "'")
     text = _DEGREES.sub("", text)
@@ -45,6 +58,8 @@ def normalise(answer: str) -> str:
 
 def as_number(answer: str) -> Fraction | None:
     """The exact value of a plain number (`025`, `1,000`, `-3.50`, `1.2e-8`, `4\\times10^{5}`)."""
+    if _LIST_COMMA.search(answer):
+        return None
     text = normalise(answer)
     if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", text):
         text = text.replace(",", "")
@@ -78,13 +93,67 @@ def too_complex(answer: str, max_chars: int = 1000, max_depth: int = 32) -> bool
     return deepest > max_depth
 
 
+def unbox(answer: str) -> str:
+    """`answer` with boxes nested inside it replaced by their content."""
+    while True:
+        match = _NESTED_BOX.search(answer)
+        if match is None:
+            return answer
+        depth, end = 1, match.end()
+        while end < len(answer) and depth:
+            depth += (answer[end] == "{") - (answer[end] == "}")
+            end += 1
+        if depth:
+            return answer
+        answer = answer[: match.start()] + answer[match.end() : end - 1] + answer[end:]
+
+
+def is_hedge(predicted: str, gold: str) -> bool:
+    """True when `predicted` offers alternatives (`or`, `\\lor`, `\\pm`) that the gold does not."""
+    offered = {m.lower() for m in _DISJUNCTION.findall(predicted)}
+    return bool(offered - {m.lower() for m in _DISJUNCTION.findall(gold)})
+
+
+def split_relations(text: str) -> list[str]:
+    """The sides of `a = b = c` (`=` and `\\approx` outside braces and brackets)."""
+    parts, depth, start = [], 0, 0
+    for match in re.finditer(r"[{(\[]|[})\]]|" + _RELATION.pattern, text):
+        token = match.group()
+        if token in "{([":
+            depth += 1
+        elif token in "})]":
+            depth -= 1
+        elif depth == 0:
+            parts.append(text[start : match.start()])
+            start = match.end()
+    return [*parts, text[start:]]
+
+
 def answers_equal(predicted: str, gold: str, timeout_seconds: int = 5) -> bool:
     """True when `predicted` and `gold` denote the same answer (see the module docstring)."""
+    # one line: math-verify misreads answers spread over lines (a multi-line matrix)
+    predicted, gold = " ".join(unbox(predicted).split()), " ".join(str(gold).split())
+    if is_hedge(predicted, gold):
+        return False
+    sides = split_relations(predicted)
+    if len(sides) > 1 and len(split_relations(gold)) == 1:
+        # `x = 5` and `2 + 3 = 5` answer 5; every side but a label must equal the gold
+        values = [side for side in sides if not _LABEL.match(side.strip())]
+        return bool(values) and all(_values_equal(side, gold, timeout_seconds) for side in values)
+    return _values_equal(predicted, gold, timeout_seconds)
+
+
+def _values_equal(predicted: str, gold: str, timeout_seconds: int) -> bool:
+    if not predicted.strip():
+        return False
     if normalise(predicted) == normalise(gold):
         return True
     p, g = as_number(predicted), as_number(gold)
     if p is not None and g is not None:
-        return p == g
+        if p == g:
+            return True
+        if p.denominator == 1 and g.denominator == 1:
+            return False
     if too_complex(predicted):
         return False
     from math_verify import parse, verify

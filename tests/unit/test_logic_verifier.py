@@ -42,3 +42,26 @@ def test_gold_from_logic_rl_text_and_tags_option():
     assert LogicVerifier(require_answer_tags=True)("Zoey is a knave, Oliver is a knight", SAMPLE) == 0.0
     with pytest.raises(ValueError, match="cannot read roles"):
         gold_roles("nobody")
+
+
+@pytest.mark.parametrize("response", [
+    # both roles for one person
+    "<answer>(1) Zoey is a knave or a knight\n(2) Oliver is a knight</answer>",
+    "<answer>(1) Zoey is a knave/knight\n(2) Oliver is a knight</answer>",
+    "<answer>(1) Zoey is a knave (maybe a knight)\n(2) Oliver is a knight</answer>",
+    "<answer>(1) Zoey is a knight\n(2) Zoey is a knave\n(3) Oliver is a knight</answer>",
+    "Zoey is a knave or a knight, and Oliver is a knight.",
+    # extra role statements in the answer: one role word per person, as Logic-RL requires
+    "<answer>(1) Zoey is a knave\n(2) Oliver is a knight\n(3) Bob is a knave</answer>",
+    "<answer>(1) Zoey is a knave\n(2) Oliver is a knight, or maybe a knave</answer>",
+    # two answer blocks: only the last is graded, so a right first block does not help
+    "<answer>(1) Zoey is a knave\n(2) Oliver is a knight</answer> or <answer>(1) Zoey is a knight\n(2) Oliver is a knave</answer>",
+])
+def test_hedges_score_zero(response):
+    assert LogicVerifier()(response, SAMPLE) == 0.0
+    assert LogicVerifier().extract(response, SAMPLE) in (None, "Zoey=knight; Oliver=knave")
+
+
+def test_the_last_of_two_answer_blocks_is_graded():
+    wrong_then_right = "<answer>(1) Zoey is a knight\n(2) Oliver is a knave</answer><answer>(1) Zoey is a knave\n(2) Oliver is a knight</answer>"
+    assert LogicVerifier()(wrong_then_right, SAMPLE) == 1.0

@@ -146,3 +146,48 @@ def test_megabyte_response_without_answer():
     started = time.perf_counter()
     assert MathVerifier()("\\boxed{" * 200_000 + "1", Sample("p", "?", "1")) == 0.0
     assert time.perf_counter() - started < 2.0
+
+
+# No false accepts (gold, boxed response, expected score): separators, precision, nesting, hedges.
+FALSE_ACCEPT_PROBES = [
+    # a comma followed by a space separates list items: never a thousands separator
+    ("32349", "\\boxed{32, 349}", 0.0),
+    ("5120", "\\boxed{5, 120}", 0.0),
+    ("1000", "\\boxed{1, 000}", 0.0),
+    ("32349", "\\boxed{32,349}", 1.0),
+    ("32349", "\\boxed{32\\,349}", 1.0),
+    # an inexact decimal is left to math-verify's precision, not rejected on exact fractions
+    ("\\frac{1}{12}", "\\boxed{0.0833333333333333}", 1.0),
+    ("\\frac{1}{12}", "\\boxed{0.08}", 0.0),
+    ("\\frac{1}{3}", "\\boxed{0.33}", 0.0),
+    ("7", "\\boxed{8}", 0.0),
+    # the outermost last box is the answer; a box nested inside it is part of it
+    ("5", "\\boxed{\\boxed{5} \\text{ or } 6}", 0.0),
+    ("5", "\\boxed{\\boxed{5}}", 1.0),
+    ("6", "first \\boxed{5}, finally \\boxed{6}", 1.0),
+    # a box spanning lines, and spacing before the brace
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\boxed{\n\\begin{pmatrix}\n1 \\\\\n2\n\\end{pmatrix}\n}", 1.0),
+    ("3", "\\boxed {3}", 1.0),
+    ("3", "\\boxed{3", 0.0),
+    # hedges never score
+    ("5", "\\boxed{5 \\text{ or } 6}", 0.0),
+    ("6", "\\boxed{5 \\text{ or } 6}", 0.0),
+    ("5", "\\boxed{5 \\lor 6}", 0.0),
+    ("6", "\\boxed{5 \\vee 6}", 0.0),
+    ("6", "\\boxed{5 \\pm 1}", 0.0),
+    ("5", "\\boxed{x = 5 = 6}", 0.0),
+    ("6", "\\boxed{x = 5 = 6}", 0.0),
+    ("5", "\\boxed{x = 5 \\text{ or } x = 6}", 0.0),
+    ("5", "\\boxed{5 \\text{ (or 6)}}", 0.0),
+    ("5", "\\boxed{\\text{either 5 or 6}}", 0.0),
+    ("5", "\\boxed{5 \\approx 5.0001}", 0.0),
+    ("5 \\text{ or } 6", "\\boxed{5 \\text{ or } 6}", 1.0),  # unless the gold itself offers both
+    ("5", "\\boxed{x = 5}", 1.0),
+    ("5", "\\boxed{2 + 3 = 5}", 1.0),
+    ("y=2x+3", "\\boxed{y = 2x + 3}", 1.0),
+]
+
+
+@pytest.mark.parametrize(("gold", "response", "score"), FALSE_ACCEPT_PROBES)
+def test_no_false_accepts(gold, response, score):
+    assert MathVerifier()(f"Some reasoning. {response}", Sample("p", "?", gold)) == score

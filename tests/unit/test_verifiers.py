@@ -70,3 +70,29 @@ def test_code_runs_without_the_parents_environment(monkeypatch):
     sample = Sample("s", "?", {"test_type": "stdin", "tests": [{"input": "", "output": "clean"}]})
     program = "import os\nprint('leak' if 'ARCHER_SECRET' in os.environ else 'clean')"
     assert CodeVerifier()(f"```python\n{program}\n```", sample) == 1.0
+
+
+def test_stdin_tests_are_drawn_per_response_and_rewards_stay_in_range():
+    tests = [{"input": f"{i}\n", "output": f"{i * i}\n"} for i in range(6)]
+    sample = Sample("sq", "?", {"test_type": "stdin", "tests": tests})
+    wrong_on_5 = "```python\nx = int(input())\nprint(x * x if x != 5 else 0)\n```"
+    verify = CodeVerifier(max_tests=3, reward="fraction", timeout=5)
+    seen = {verify(wrong_on_5, sample, draw=str(i)) for i in range(12)}
+    assert seen == {2 / 3, 1.0}
+    # a test repeated in the script counts once per assert and never lifts the reward above 1
+    repeated = Sample("r", "?", {"test_code": "def check(c):\n" + "    assert c(2) == 4\n" * 5 + "check(sq)"})
+    assert CodeVerifier(reward="fraction")("```python\ndef sq(x):\n    return x * x\n```", repeated) == 1.0
+
+
+def test_the_runner_passes_draw_keys_to_the_workers():
+    from archer.verifiers import ScoringRunner
+
+    tests = [{"input": f"{i}\n", "output": f"{i * i}\n"} for i in range(6)]
+    sample = Sample("sq", "?", {"test_type": "stdin", "tests": tests})
+    wrong_on_5 = "```python\nx = int(input())\nprint(x * x if x != 5 else 0)\n```"
+    verify = CodeVerifier(max_tests=3, reward="fraction", timeout=5)
+    draws = [str(i) for i in range(8)]
+    expected = [verify(wrong_on_5, sample, draw=d) for d in draws]
+    with ScoringRunner(verify, workers=2) as runner:
+        scores, _ = runner([wrong_on_5] * 8, [sample] * 8, draws)
+    assert scores.tolist() == pytest.approx(expected)
