@@ -58,8 +58,10 @@ def policy_from_checkpoint(ckpt_path: str | Path):
     meta = checkpoint["archer"]
     config_dict = dict(meta["policy_config"])
     config = AutoConfig.for_model(config_dict.pop("model_type"), **config_dict)
-    model = AutoModelForCausalLM.from_config(config)
     state = {k[len("policy."):]: v for k, v in checkpoint["state_dict"].items() if k.startswith("policy.")}
+    # the stored dtype (float32 master weights), whatever dtype the original config names
+    dtype = next((v.dtype for v in state.values() if v.is_floating_point()), torch.float32)
+    model = AutoModelForCausalLM.from_config(config, dtype=dtype)
     missing, unexpected = model.load_state_dict(state, strict=False)
     # tied embeddings legitimately appear only once in the state dict
     missing = [k for k in missing if not (config.tie_word_embeddings and k == "lm_head.weight")]

@@ -81,10 +81,11 @@ def build_tiny_model(tokenizer: PreTrainedTokenizerFast, sizes: TinyModelConfig)
     return Qwen2ForCausalLM(config)
 
 
-def load_pretrained(path: str, dtype: str = "float32") -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
-    """Load any causal LM and its tokenizer with `from_pretrained` (local folder or hub id)."""
+def load_pretrained(path: str, dtype: str = "float32", key: str = "model.dtype") -> tuple[torch.nn.Module, PreTrainedTokenizerFast]:
+    """Load any causal LM and its tokenizer with `from_pretrained` (local folder or hub id), in
+    `dtype` (`key` names the setting in errors)."""
     if dtype not in DTYPES:
-        raise ConfigError(f"model.dtype must be one of {list(DTYPES)}, got {dtype!r}")
+        raise ConfigError(f"{key} must be one of {list(DTYPES)}, got {dtype!r}")
     local = Path(path).expanduser()
     if not local.exists() and (path.startswith((".", "/", "~")) or path.count("/") != 1):
         raise ConfigError(
@@ -102,6 +103,19 @@ def load_pretrained(path: str, dtype: str = "float32") -> tuple[torch.nn.Module,
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "left"
     return model, tokenizer
+
+
+def decoder_layer_classes(model: torch.nn.Module) -> set[type]:
+    """The classes of the model's transformer blocks (its `_no_split_modules`, e.g.
+    Qwen2DecoderLayer, LlamaDecoderLayer): the units FSDP wraps one by one."""
+    names = set(getattr(model, "_no_split_modules", None) or [])
+    found = {type(m) for m in model.modules() if type(m).__name__ in names}
+    if not found:
+        raise ConfigError(
+            f"trainer.strategy.auto_wrap_policy=decoder_layers: {type(model).__name__} names no decoder layer "
+            "class (_no_split_modules); give the classes yourself, e.g. auto_wrap_policy=[module.path.MyBlock]"
+        )
+    return found
 
 
 def save_pretrained(model: torch.nn.Module, tokenizer, folder: str | Path) -> Path:

@@ -48,15 +48,18 @@ class ArcherModule(L.LightningModule):
         verifier, classifier, constraint, advantage: the components (DESIGN.md, Contract).
         schedule: the shape of one RL step.
         optimizer: `params -> Optimizer` (a `_partial_` config).
-        scheduler: `optimizer -> LR scheduler`, stepped after every optimizer step, or None.
+        scheduler: `optimizer -> LR scheduler`, or None; stepped after every optimizer step, or
+            once per RL step when its `unit` is "rl_step" (archer/schedules.py).
         group_filter: dynamic sampling (`KeepAllGroups`, `DropUniformGroups`).
         overlong: overlong handling (`NoOverlongHandling`, `OverlongFilter`, `OverlongPenalty`).
         seed: the run's seed; each step's sampling is seeded from (seed, step, rank).
+        reference_dtype: dtype of the frozen reference copy (an inference-only copy: bf16 halves
+            its memory while the policy keeps float32 master weights); None: the policy's.
     """
 
     def __init__(self, policy, tokenizer, template, prompts: PromptStream, rollout, verifier, classifier, constraint,
                  advantage, schedule: RLSchedule, optimizer: Callable, scheduler: Callable | None = None,
-                 group_filter=None, overlong=None, seed: int = 0):
+                 group_filter=None, overlong=None, seed: int = 0, reference_dtype: torch.dtype | None = None):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.tokenizer, self.template, self.prompts = policy, tokenizer, template, prompts
@@ -67,7 +70,16 @@ class ArcherModule(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.group_filter, self.overlong = group_filter or KeepAllGroups(), overlong or NoOverlongHandling()
         # The frozen reference is the policy as it starts RL; skipped when no KL is used.
-        self.reference = copy.deepcopy(policy).requires_grad_(False).eval() if constraint.needs_reference else None
+        self.reference = None
+        if constraint.needs_reference:
+            self.reference = copy.deepcopy(policy).requires_grad_(False).eval()
+            if reference_dtype is not None:
+                self.reference.to(reference_dtype)
+        aggregation = getattr(constraint, "aggregation", None)
+        if schedule.loss_denominator == "nominal" and aggregation == "token_mean":
+            raise ConfigError("rl.loss_denominator=nominal divides by the nominal number of responses, which a "
+                              "token_mean aggregation does not use; set constraint.aggregation=seq_mean_token_mean "
+                              "(the reference's) or rl.loss_denominator=actual")
         self.rl_step = 0
         self.last_metrics: dict[str, float] = {}
         # record each phase's peak memory (memory/<phase>_peak_mb); benchmarks turn it on
@@ -113,6 +125,8 @@ class ArcherModule(L.LightningModule):
             self._log_text_sample(step, experience, fixed_classes)
         elif self.trainer.world_size > 1:
             self._join_update()  # every group of this rank was filtered out: take part in the others' steps
+        if self.lr_schedulers() is not None and self._lr_unit == "rl_step":
+            self.lr_schedulers().step()  # the reference's unit: once per RL step, after its updates
         # 8. sync weights to the rollout engine and log
         self.rollout.sync_weights(self.policy)
         self.rl_step = step + 1
@@ -185,6 +199,8 @@ class ArcherModule(L.LightningModule):
                 # global denominators: the whole mini-batch, across micro-batches and ranks
                 num_tokens = self._global_sum(loss_mask[rows].sum())
                 num_sequences = self._global_sum(loss_mask[rows].any(-1).sum())
+                if self.schedule.loss_denominator == "nominal":  # the reference: a thinned mini-batch steps less
+                    num_sequences = torch.full_like(num_sequences, float(self.schedule.nominal_responses))
                 for phase in self.constraint.phases:
                     optimizer.zero_grad()
                     losses = []  # checked once before the optimizer step: one GPU sync, not one per micro-batch
@@ -209,7 +225,7 @@ class ArcherModule(L.LightningModule):
                     grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.schedule.grad_clip)
                     collected["train/grad_norm"].append(grad_norm.detach())
                     optimizer.step()
-                    if scheduler is not None:
+                    if scheduler is not None and self._lr_unit == "optimizer_step":
                         scheduler.step()
         means = torch.stack([torch.stack(values).float().mean() for values in collected.values()]).tolist()  # one sync
         metrics = dict(zip(collected, means))
@@ -229,7 +245,7 @@ class ArcherModule(L.LightningModule):
                     self.manual_backward(sum(p.sum() for p in self.policy.parameters() if p.requires_grad) * 0.0)
                     torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.schedule.grad_clip)
                     optimizer.step()
-                    if scheduler is not None:
+                    if scheduler is not None and self._lr_unit == "optimizer_step":
                         scheduler.step()
 
     def _check_finite(self, out: LossOutput, batch: PolicyBatch, step, epoch, first_group, phase) -> None:
@@ -328,6 +344,12 @@ class ArcherModule(L.LightningModule):
 
     def train_dataloader(self) -> StepLoader:
         return StepLoader(lambda: self.rl_step)
+
+    @property
+    def _lr_unit(self) -> str:
+        """What one scheduler step is: an optimizer step, or an RL step (the reference)."""
+        scheduler = self.lr_schedulers()
+        return getattr(scheduler, "unit", "optimizer_step") if scheduler is not None else "optimizer_step"
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory([p for p in self.policy.parameters() if p.requires_grad])

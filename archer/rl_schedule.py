@@ -29,6 +29,10 @@ class RLSchedule:
         share_prompt_forward: run each prompt once per micro-batch and share its key/value
             cache with the group's responses (archer/forward.py; exact, used when it saves
             at least a quarter of the tokens).
+        loss_denominator: the response count per-response aggregations divide by: "actual"
+            (the responses the mini-batch really holds, across ranks) or "nominal"
+            (mini_batch_prompts x samples_per_prompt, as the reference: a mini-batch thinned by
+            dynamic sampling then takes a proportionally smaller step).
     """
 
     steps: int = 40
@@ -42,6 +46,7 @@ class RLSchedule:
     log_text_every: int = 10
     reuse_update_logprobs: bool = True
     share_prompt_forward: bool = True
+    loss_denominator: str = "actual"
 
     def __post_init__(self):
         for key in ("steps", "prompts_per_step", "samples_per_prompt", "ppo_epochs", "mini_batch_prompts", "micro_batch_size"):
@@ -53,6 +58,12 @@ class RLSchedule:
                 f"({self.prompts_per_step}); e.g. set rl.mini_batch_prompts={_largest_divisor(self.prompts_per_step, self.mini_batch_prompts)}"
             )
         check_choice("rl.entropy_source", self.entropy_source, ("current", "old"))
+        check_choice("rl.loss_denominator", self.loss_denominator, ("actual", "nominal"))
+
+    @property
+    def nominal_responses(self) -> int:
+        """Responses a full mini-batch holds (all ranks together)."""
+        return self.mini_batch_prompts * self.samples_per_prompt
 
 
 def _largest_divisor(n: int, at_most: int) -> int:

@@ -33,9 +33,11 @@ from archer.cli import run_or_exit
 from archer.data import DataError, PromptStream, load_benchmark
 from archer.heldout import evaluate_heldout
 from archer.models import (
+    DTYPES,
     TinyModelConfig,
     build_char_tokenizer,
     build_tiny_model,
+    decoder_layer_classes,
     load_pretrained,
     save_pretrained,
 )
@@ -90,10 +92,17 @@ def build_components(cfg: DictConfig) -> Components:
 def build_policy(cfg: DictConfig):
     """(policy, tokenizer, is_tiny): from model.path, or the in-process tiny default."""
     path = OmegaConf.select(cfg, "model.path", throw_on_missing=False, default=None)
+    if cfg.model.get("dtype") not in (None, *DTYPES):
+        raise ConfigError(f"model.dtype must be one of {list(DTYPES)}, got {cfg.model.dtype!r}")
     if OmegaConf.is_missing(cfg.model, "path"):
         raise ConfigError("model.path is required by this config: add model.path=/path/to/model (a Hugging Face folder or hub id)")
     if path:
-        policy, tokenizer = load_pretrained(str(path), cfg.model.dtype)
+        master = cfg.model.get("master_dtype", "float32")
+        if master != "float32":
+            print(f"[archer] model.master_dtype={master}: pure {master} training (weights and AdamW state in {master}); "
+                  "updates smaller than its resolution are lost. Use float32 master weights with "
+                  "trainer.precision=bf16-mixed unless you mean it.", flush=True)
+        policy, tokenizer = load_pretrained(str(path), master, key="model.master_dtype")
         return policy, tokenizer, False
     tokenizer = build_char_tokenizer()
     return build_tiny_model(tokenizer, TinyModelConfig(**cfg.model.tiny)), tokenizer, True
@@ -151,6 +160,7 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         policy, tokenizer, c.template, PromptStream(c.data.train, c.schedule.prompts_per_step, cfg.seed), c.rollout,
         scorer, c.classifier, c.constraint, c.advantage, c.schedule, instantiate(cfg.optimizer),
         instantiate(cfg.scheduler) if cfg.scheduler else None, c.group_filter, c.overlong, seed=cfg.seed,
+        reference_dtype=DTYPES.get(cfg.model.get("dtype")),
     )
     logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
     callbacks = [RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)]
@@ -159,7 +169,7 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         callbacks.append(validation)
     # One Lightning epoch is one RL step (archer/data/stream.py, StepLoader).
     trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir), max_epochs=c.schedule.steps,
-                          callbacks=callbacks)
+                          callbacks=callbacks, **strategy_override(cfg, policy))
     trainer.fit(module, ckpt_path=cfg.ckpt_path)
 
     policy.to(device)  # Lightning's teardown moves the module back to the CPU
@@ -184,6 +194,17 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         _report(summary, run_dir)
     return summary
+
+
+def strategy_override(cfg: DictConfig, policy) -> dict:
+    """`{"strategy": ...}` when the trainer's strategy must be built around the policy: FSDP's
+    `auto_wrap_policy: decoder_layers` becomes the policy's own decoder-layer classes."""
+    strategy = OmegaConf.select(cfg, "trainer.strategy")
+    if not isinstance(strategy, DictConfig) or strategy.get("auto_wrap_policy") != "decoder_layers":
+        return {}
+    options = OmegaConf.to_container(strategy, resolve=True)
+    options["auto_wrap_policy"] = decoder_layer_classes(policy)
+    return {"strategy": hydra.utils.get_class(options.pop("_target_"))(**options)}
 
 
 def warm_up(cfg: DictConfig, policy, tokenizer, c: Components) -> None:

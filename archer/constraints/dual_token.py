@@ -3,7 +3,9 @@
 High-entropy (reasoning) tokens get a wide clip and no KL so they can explore; low-entropy
 (knowledge) tokens get a tight clip and a KL pull toward the reference so they stay stable.
 Defaults are the released run's (PAPER.md section 4): 0.5/0.5 and beta 0 for reasoning
-tokens, 0.2/0.2 and beta 0.001 for knowledge tokens, dual clip 10, k3 KL.
+tokens, 0.2/0.2 and beta 0.001 for knowledge tokens, dual clip 10, k3 KL, and the
+reference's effective aggregation: each response's token mean, averaged over responses
+(every response weighs the same whatever its length; the paper's text says token mean).
 
 KL normalisation:
 - `per_class` (reference code): each class's KL is averaged over that class's tokens
@@ -74,7 +76,7 @@ class DualTokenConstraint(ClippedPolicyConstraint):
         kl_normalization: str = "per_class",
         kl_estimator: str = "k3",
         dual_clip: float | None = 10.0,
-        aggregation: str = "token_mean",
+        aggregation: str = "seq_mean_token_mean",
         norm_length: int | None = None,
     ):
         super().__init__(aggregation, dual_clip, kl_estimator, norm_length)

@@ -9,6 +9,11 @@ frequencies, and a preallocated key/value buffer written in place (no concatenat
 token). Prefill stays with transformers; its cache seeds the buffer. Architectures or
 settings it does not cover (sliding windows, q/k norms, scaled rotary variants it cannot
 read) make `FastDecoder.supports` False and the sampler keeps calling the model.
+
+Precision: every tensor of the step (weights, cache, rotary tables) is held in one `dtype`,
+the rollout's inference dtype, whatever the policy's parameter dtype, and any ambient
+autocast is switched off: a bf16 step over an fp32 policy (fp32 master weights), a bf16
+policy, or an fp32 one all run the same code.
 """
 
 from __future__ import annotations
@@ -36,25 +41,34 @@ class FastDecoder:
         return (rotary is not None and hasattr(rotary, "inv_freq") and layer is not None
                 and not hasattr(layer.self_attn, "q_norm") and getattr(config, "hidden_act", "silu") == "silu")
 
-    def __init__(self, model: torch.nn.Module, prompt_cache, batch: int, total_len: int):
+    def __init__(self, model: torch.nn.Module, prompt_cache, batch: int, total_len: int,
+                 dtype: torch.dtype | None = None):
         config, inner = model.config, model.model
+        self.dtype = dtype = dtype or next(model.parameters()).dtype
         self.heads = config.num_attention_heads
         self.kv_heads = getattr(config, "num_key_value_heads", None) or self.heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
         self.eps, self.model = config.rms_norm_eps, model
         self.inv_freq = inner.rotary_emb.inv_freq
         self.scaling = float(getattr(inner.rotary_emb, "attention_scaling", 1.0))
+
+        def cast(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.detach().to(dtype)
+
         self.layers = []
         for layer in inner.layers:
             a, m = layer.self_attn, layer.mlp
             bias = (torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]) if a.q_proj.bias is not None else None)
-            self.layers.append((layer.input_layernorm.weight, torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
-                                bias, a.o_proj.weight, a.o_proj.bias, layer.post_attention_layernorm.weight,
-                                torch.cat([m.gate_proj.weight, m.up_proj.weight]), m.down_proj.weight))
+            self.layers.append(tuple(cast(t) for t in (
+                layer.input_layernorm.weight, torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
+                bias, a.o_proj.weight, a.o_proj.bias, layer.post_attention_layernorm.weight,
+                torch.cat([m.gate_proj.weight, m.up_proj.weight]), m.down_proj.weight)))
+        self.embed, self.final_norm = inner.embed_tokens.weight, cast(inner.norm.weight)
+        self.lm_head, self.lm_bias = cast(model.lm_head.weight), cast(getattr(model.lm_head, "bias", None))
         keys, values = _cache_tensors(prompt_cache)
         shape = (batch, self.kv_heads, total_len, self.head_dim)
-        self.keys = [k.new_zeros(shape) for k in keys]
-        self.values = [v.new_zeros(shape) for v in values]
+        self.keys = [k.new_zeros(shape, dtype=dtype) for k in keys]
+        self.values = [v.new_zeros(shape, dtype=dtype) for v in values]
         self.length = keys[0].shape[2]
         for i, (k, v) in enumerate(zip(keys, values)):
             self.keys[i][:, :, : self.length] = k
@@ -67,13 +81,18 @@ class FastDecoder:
 
     @torch.no_grad()
     def step(self, tokens: Tensor, positions: Tensor, key_mask: Tensor) -> Tensor:
-        """Logits [B, V] of the next token after `tokens` [B] at `positions` [B]; `key_mask`
-        [B, length + 1] is True on real keys (prompt padding False)."""
+        """Logits [B, V] (float32) of the next token after `tokens` [B] at `positions` [B];
+        `key_mask` [B, length + 1] is True on real keys (prompt padding False)."""
+        with torch.autocast(tokens.device.type, enabled=False):
+            return self._step(tokens, positions, key_mask).float()
+
+    def _step(self, tokens: Tensor, positions: Tensor, key_mask: Tensor) -> Tensor:
         b, h, kv, d = tokens.shape[0], self.heads, self.kv_heads, self.head_dim
-        hidden = self.model.model.embed_tokens(tokens)[:, None]  # [B, 1, H]
-        freqs = positions[:, None].float() * self.inv_freq[None]  # [B, d/2]
+        hidden = F.embedding(tokens, self.embed).to(self.dtype)[:, None]  # [B, 1, H]
+        freqs = positions[:, None].float() * self.inv_freq[None].float()  # [B, d/2], rotary angles in fp32
         emb = torch.cat([freqs, freqs], dim=-1)
-        cos, sin = (emb.cos() * self.scaling)[:, None, None], (emb.sin() * self.scaling)[:, None, None]
+        cos = (emb.cos() * self.scaling).to(self.dtype)[:, None, None]
+        sin = (emb.sin() * self.scaling).to(self.dtype)[:, None, None]
         slot, end = self.length, self.length + 1
         mask = key_mask[:, None, None, :end]
         for i, (norm1, wqkv, bqkv, wo, bo, norm2, wgu, wdown) in enumerate(self.layers):
@@ -92,8 +111,7 @@ class FastDecoder:
             gate, up = F.linear(self._rms(hidden, norm2), wgu).chunk(2, dim=-1)
             hidden = hidden + F.linear(F.silu(gate) * up, wdown)
         self.length = end
-        hidden = self._rms(hidden, self.model.model.norm.weight)
-        return self.model.lm_head(hidden)[:, 0]
+        return F.linear(self._rms(hidden, self.final_norm), self.lm_head, self.lm_bias)[:, 0]
 
 
 def _rotate_half(x: Tensor) -> Tensor:

@@ -3,6 +3,13 @@
 Prompts are left-padded and each is repeated n times (responses of one prompt stay
 consecutive). Generation runs in sub-batches of `batch_size` sequences to bound memory.
 The engine only samples; the trainer's own forward pass computes log-probs and entropy.
+
+Sampling is exactly temperature / top-k / top-p as configured: the model's own
+`generation_config` (Qwen-Instruct models ship a repetition penalty, others top-k, min
+lengths, suppressed tokens) is set aside during `generate`, since the loss assumes samples
+from the policy's plain softmax. A response's length comes from where it stopped (its first
+sampled EOS, or the step its stop string completed), never from padding, so a pad id equal
+to the EOS id cannot put a never-sampled EOS into the loss.
 """
 
 from __future__ import annotations
@@ -11,10 +18,14 @@ import hashlib
 
 import torch
 from torch import Tensor
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers.generation.stopping_criteria import StopStringCriteria
 
-from archer.rollout.base import sampling_view
+from archer.rollout.base import inference_precision, sampling_view
 from archer.types import RolloutBatch
-from archer.validation import check_positive
+from archer.validation import ConfigError, check_positive
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def left_pad(rows: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
@@ -29,18 +40,33 @@ def left_pad(rows: list[list[int]], pad_id: int) -> tuple[Tensor, Tensor]:
     return ids, mask
 
 
-def response_lengths(response_ids: Tensor, eos_ids: list[int], pad_id: int) -> tuple[Tensor, Tensor]:
-    """(lengths [N], stopped [N]): tokens up to and including the first EOS; without an
-    EOS, up to the trailing run of padding that `generate` writes after a stop string."""
+def response_lengths(response_ids: Tensor, eos_ids: list[int], stop_lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(lengths [N], stopped_by_eos [N]): tokens up to and including the first EOS; else up to
+    where a stop string ended the response (`stop_lengths`, tokens generated when it stopped);
+    else every generated column (the response ran to the length limit)."""
     n, t = response_ids.shape
     is_eos = torch.isin(response_ids, torch.tensor(eos_ids, device=response_ids.device))
     has_eos = is_eos.any(-1)
-    first_eos = torch.where(has_eos, is_eos.int().argmax(-1), torch.full((n,), t, device=response_ids.device))
-    not_pad = response_ids != pad_id
-    # index after the last non-pad token
-    last_real = torch.where(not_pad.any(-1), t - not_pad.flip(-1).int().argmax(-1), torch.zeros_like(first_eos))
-    lengths = torch.where(has_eos, first_eos + 1, last_real)
-    return lengths, has_eos
+    first_eos = torch.where(has_eos, is_eos.int().argmax(-1) + 1, torch.full((n,), t, device=response_ids.device))
+    lengths = first_eos if stop_lengths is None else torch.minimum(first_eos, stop_lengths.to(first_eos.device))
+    stopped_by_eos = has_eos & (lengths == first_eos)
+    return lengths, stopped_by_eos
+
+
+class _StopPositions(StoppingCriteria):
+    """Wraps transformers' stop-string criterion and records, per row, how many tokens had been
+    generated when its stop string completed (`generate` pads the rest)."""
+
+    def __init__(self, tokenizer, stop_strings: list[str], prompt_width: int, rows: int):
+        self.inner = StopStringCriteria(tokenizer, stop_strings)
+        self.prompt_width = prompt_width
+        self.lengths = torch.full((rows,), torch.iinfo(torch.long).max, dtype=torch.long)
+
+    def __call__(self, input_ids: Tensor, scores: Tensor, **kwargs) -> Tensor:
+        done = self.inner(input_ids, scores, **kwargs)
+        fresh = done.cpu() & (self.lengths == torch.iinfo(torch.long).max)
+        self.lengths[fresh] = input_ids.shape[1] - self.prompt_width
+        return done
 
 
 class HFRolloutEngine:
@@ -52,6 +78,9 @@ class HFRolloutEngine:
         top_p, top_k: nucleus / top-k sampling (1.0 / 0 disable them).
         stop_strings: extra strings that end a response (besides EOS).
         batch_size: sequences generated at once (memory bound).
+        dtype: the dtype the policy computes in while sampling (float32, bfloat16, float16; None:
+            its parameters' dtype): bf16 sampling over fp32 master weights, whatever autocast
+            surrounds the call.
         per_prompt_seed: sample each prompt's group in its own call, seeded by (step seed,
             prompt tokens): the responses then do not depend on which other prompts share the
             batch, so 1 and N processes train on the same rollouts (slower; for equivalence
@@ -67,6 +96,7 @@ class HFRolloutEngine:
         stop_strings: list[str] | None = None,
         batch_size: int = 256,
         per_prompt_seed: bool = False,
+        dtype: str | None = None,
     ):
         self.max_new_tokens = int(check_positive("rollout.max_new_tokens", max_new_tokens))
         self.temperature = float(check_positive("rollout.temperature", temperature))
@@ -76,7 +106,14 @@ class HFRolloutEngine:
         self.stop_strings = list(stop_strings or [])
         self.batch_size = int(check_positive("rollout.batch_size", batch_size))
         self.per_prompt_seed = bool(per_prompt_seed)
+        if dtype is not None and dtype not in DTYPES:
+            raise ConfigError(f"rollout.dtype must be one of {list(DTYPES)} or null, got {dtype!r}")
+        self.dtype = dtype
         self.tokenizer = None
+
+    @property
+    def torch_dtype(self) -> torch.dtype | None:
+        return DTYPES[self.dtype] if self.dtype else None
 
     def bind(self, tokenizer) -> HFRolloutEngine:
         """Attach the tokenizer (decoding, padding, stop strings)."""
@@ -116,42 +153,48 @@ class HFRolloutEngine:
         finally:
             policy.train(was_training)
         prompt_ids_t, prompt_mask = left_pad(rows, tok.pad_token_id)
-        width = max(c.shape[1] for c in chunks)
+        width = max(tokens.shape[1] for tokens, _ in chunks)
+        lengths, stopped_by_eos = zip(*(response_lengths(tokens, eos_ids, stops) for tokens, stops in chunks))
+        lengths, stopped_by_eos = torch.cat(lengths), torch.cat(stopped_by_eos)
         response_ids = torch.cat(
-            [torch.nn.functional.pad(c, (0, width - c.shape[1]), value=tok.pad_token_id) for c in chunks]
+            [torch.nn.functional.pad(tokens, (0, width - tokens.shape[1]), value=tok.pad_token_id) for tokens, _ in chunks]
         )
-        lengths, stopped_by_eos = response_lengths(response_ids, eos_ids, tok.pad_token_id)
         response_mask = torch.arange(width) < lengths.unsqueeze(-1)
         response_ids = response_ids.masked_fill(~response_mask, tok.pad_token_id)
         texts = tok.batch_decode(
             [r[: int(length)] for r, length in zip(response_ids, lengths)], skip_special_tokens=True
         )
-        stopped_by_string = torch.tensor([any(t.endswith(s) for s in self.stop_strings) for t in texts])
-        truncated = ~stopped_by_eos & ~stopped_by_string & (lengths >= self.max_new_tokens)
+        truncated = ~stopped_by_eos & (lengths >= self.max_new_tokens)
+        if self.stop_strings:  # the stop string may complete on the very last token
+            truncated &= ~torch.tensor([any(t.endswith(s) for s in self.stop_strings) for t in texts])
         return RolloutBatch(prompt_ids_t, prompt_mask, response_ids, response_mask, truncated, group_ids, texts)
 
-    def _sample(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int, eos_ids: list[int]) -> list[Tensor]:
-        """Response token chunks [rows, <= max_new_tokens], rows in prompt order, n per prompt."""
+    def _sample(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int,
+                eos_ids: list[int]) -> list[tuple[Tensor, Tensor | None]]:
+        """(response tokens [rows, <= max_new_tokens], stop-string lengths [rows] or None) per
+        chunk, rows in prompt order, n per prompt."""
         rows = [ids for ids in prompt_ids for _ in range(n)]
         return [self._generate_chunk(policy, rows[start : start + self.batch_size], eos_ids)
                 for start in range(0, len(rows), self.batch_size)]
 
-    def _generate_chunk(self, policy: torch.nn.Module, rows: list[list[int]], eos_ids: list[int]) -> Tensor:
+    def _generate_chunk(self, policy: torch.nn.Module, rows: list[list[int]],
+                        eos_ids: list[int]) -> tuple[Tensor, Tensor | None]:
         device = next(policy.parameters()).device
         ids, mask = left_pad(rows, self.tokenizer.pad_token_id)
-        kwargs = dict(
-            do_sample=True,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            top_k=self.top_k,
-            max_new_tokens=self.max_new_tokens,
-            pad_token_id=self.tokenizer.pad_token_id,
-            eos_token_id=eos_ids,
-        )
-        if self.stop_strings:
-            kwargs.update(stop_strings=self.stop_strings, tokenizer=self.tokenizer)
-        out = policy.generate(input_ids=ids.to(device), attention_mask=mask.to(device), **kwargs)
-        return out[:, ids.shape[1] :].cpu()
+        config = GenerationConfig(do_sample=True, num_beams=1, temperature=self.temperature, top_p=self.top_p,
+                                  top_k=self.top_k, max_new_tokens=self.max_new_tokens,
+                                  pad_token_id=self.tokenizer.pad_token_id, eos_token_id=eos_ids)
+        stops = _StopPositions(self.tokenizer, self.stop_strings, ids.shape[1], len(rows)) if self.stop_strings else None
+        criteria = StoppingCriteriaList([stops] if stops else [])
+        # the model's own generation_config would add its processors to every field we leave unset
+        own, policy.generation_config = policy.generation_config, GenerationConfig()
+        try:
+            with inference_precision(policy, self.torch_dtype):
+                out = policy.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
+                                      stopping_criteria=criteria)
+        finally:
+            policy.generation_config = own
+        return out[:, ids.shape[1] :].cpu(), stops.lengths if stops else None
 
 
 def _eos_ids(policy: torch.nn.Module, tokenizer) -> list[int]:

@@ -20,7 +20,8 @@ from archer.rollout.sampling import sample
 class LeanRolloutEngine(HFRolloutEngine):
     """`HFRolloutEngine` (same arguments, same outputs) with a faster sampling loop."""
 
-    def _sample(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int, eos_ids: list[int]) -> list[Tensor]:
+    def _sample(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int,
+                eos_ids: list[int]) -> list[tuple[Tensor, None]]:
         if self.stop_strings:
             return super()._sample(policy, prompt_ids, n, eos_ids)
         device = next(policy.parameters()).device
@@ -28,6 +29,8 @@ class LeanRolloutEngine(HFRolloutEngine):
         chunks = []
         for start in range(0, len(prompt_ids), per_chunk):
             ids, mask = left_pad(prompt_ids[start : start + per_chunk], self.tokenizer.pad_token_id)
-            chunks.append(sample(policy, ids.to(device), mask.to(device), self.max_new_tokens, eos_ids,
-                                 self.tokenizer.pad_token_id, self.temperature, self.top_k, self.top_p, repeats=n).cpu())
+            tokens = sample(policy, ids.to(device), mask.to(device), self.max_new_tokens, eos_ids,
+                            self.tokenizer.pad_token_id, self.temperature, self.top_k, self.top_p, repeats=n,
+                            dtype=self.torch_dtype)
+            chunks.append((tokens.cpu(), None))
         return chunks

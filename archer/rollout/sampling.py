@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from archer.forward import cache_argument, output_cache
+from archer.rollout.base import inference_precision
 from archer.rollout.fast_decode import FastDecoder
 
 
@@ -40,12 +41,21 @@ def draw(probs: Tensor) -> Tensor:
 
 @torch.no_grad()
 def sample(policy: torch.nn.Module, ids: Tensor, mask: Tensor, max_new_tokens: int, eos_ids: list[int], pad_id: int,
-           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, check_every: int = 8, repeats: int = 1) -> Tensor:
+           temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, check_every: int = 8, repeats: int = 1,
+           dtype: torch.dtype | None = None) -> Tensor:
     """Sampled continuations long [B * repeats, <= max_new_tokens] of left-padded prompts `ids`
     [B, P] (`mask` True on real tokens), `repeats` consecutive samples per prompt: each prompt
     is run once and its key/value cache copied to its samples. After a sequence emits an EOS id
     it is padded with `pad_id`. Stops early once every sequence has finished (checked every
-    `check_every` tokens, since the check synchronises with the GPU)."""
+    `check_every` tokens, since the check synchronises with the GPU). The model computes in
+    `dtype` (None: its parameters' dtype), whatever autocast surrounds the call."""
+    with inference_precision(policy, dtype):
+        return _sample(policy, ids, mask, max_new_tokens, eos_ids, pad_id, temperature, top_k, top_p, check_every,
+                       repeats, dtype or next(policy.parameters()).dtype)
+
+
+def _sample(policy, ids, mask, max_new_tokens, eos_ids, pad_id, temperature, top_k, top_p, check_every, repeats,
+            dtype) -> Tensor:
     device = ids.device
     eos = torch.tensor(eos_ids, device=device)
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -58,7 +68,7 @@ def sample(policy: torch.nn.Module, ids: Tensor, mask: Tensor, max_new_tokens: i
     # the mask of every step at once (future columns are sliced in as the sequence grows)
     attention = torch.cat([attention, torch.ones_like(attention[:, :1]).expand(-1, max_new_tokens)], dim=1)
     cache_kw = cache_argument(type(policy))
-    fast = FastDecoder(policy, cache, attention.shape[0], attention.shape[1]) if FastDecoder.supports(policy) else None
+    fast = FastDecoder(policy, cache, attention.shape[0], attention.shape[1], dtype) if FastDecoder.supports(policy) else None
     key_mask = attention.bool()
     next_position = positions[:, -1:] + 1
     finished = torch.zeros(attention.shape[0], dtype=torch.bool, device=device)

@@ -9,11 +9,17 @@ from archer.rollout.hf import HFRolloutEngine, left_pad, response_lengths
 def test_left_pad_and_response_lengths_hand_cases():
     ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[True] * 3, [False, False, True]]
-    # EOS (2) ends a response and is part of it; without EOS, trailing padding (0) is cut
+    # EOS (2) ends a response and is part of it; without EOS the response is as long as where its
+    # stop string completed, or every generated column; padding never decides
     responses = torch.tensor([[9, 2, 0, 0], [9, 9, 9, 9], [9, 9, 0, 0], [2, 0, 0, 0]])
-    lengths, stopped = response_lengths(responses, eos_ids=[2], pad_id=0)
-    assert lengths.tolist() == [2, 4, 2, 1]
-    assert stopped.tolist() == [True, False, False, True]
+    lengths, stopped = response_lengths(responses, eos_ids=[2])
+    assert lengths.tolist() == [2, 4, 4, 1] and stopped.tolist() == [True, False, False, True]
+    lengths, stopped = response_lengths(responses, eos_ids=[2], stop_lengths=torch.tensor([9, 9, 2, 9]))
+    assert lengths.tolist() == [2, 4, 2, 1] and stopped.tolist() == [True, False, False, True]
+    # pad == EOS after a stop string: the pad is not a sampled EOS
+    padded_with_eos = torch.tensor([[9, 9, 2, 2]])
+    lengths, stopped = response_lengths(padded_with_eos, eos_ids=[2], stop_lengths=torch.tensor([2]))
+    assert lengths.tolist() == [2] and stopped.tolist() == [False]
 
 
 def test_generate_groups_responses_and_reports_truncation():
