@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import lightning as L
@@ -25,8 +26,13 @@ class RLStepCheckpoint(L.Callback):
         step = pl_module.rl_step
         if step == pl_module.schedule.steps or (self.every_n_steps and step % self.every_n_steps == 0):
             self.dirpath.mkdir(parents=True, exist_ok=True)
-            trainer.save_checkpoint(self.dirpath / f"step-{step:06d}.ckpt", weights_only=False)
-            trainer.save_checkpoint(self.dirpath / "last.ckpt", weights_only=False)
+            for name in (f"step-{step:06d}.ckpt", "last.ckpt"):
+                # written aside, then renamed: a run killed while saving never leaves half a file
+                partial = self.dirpath / f".{name}.partial"
+                trainer.save_checkpoint(partial, weights_only=False)
+                if trainer.is_global_zero:
+                    os.replace(partial, self.dirpath / name)
+            trainer.strategy.barrier()
 
 
 class ValidationLoop(L.Callback):
@@ -51,6 +57,12 @@ class ValidationLoop(L.Callback):
     def on_train_start(self, trainer, pl_module) -> None:
         if self.every_n_steps and pl_module.rl_step == 0:  # the starting point of every curve
             self._validate(pl_module, trainer)
+
+    def state_dict(self) -> dict:
+        return {"history": self.history}  # a resumed run keeps the curve from before the checkpoint
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.history = list(state_dict.get("history", []))
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # one epoch = one RL step
         step = pl_module.rl_step

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import time
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -28,6 +29,7 @@ from archer.metrics import repetition_ratio
 from archer.rl_schedule import RLSchedule
 from archer.rollout.base import logprob_gap
 from archer.sampling import KeepAllGroups, NoOverlongHandling
+from archer.thresholds import fits_mini_batches, gather_across_ranks, mini_batch_thresholds
 from archer.timing import PhaseTimer
 from archer.types import LossOutput, PolicyBatch, Sample, TokenStats
 from archer.validation import ConfigError
@@ -82,6 +84,10 @@ class ArcherModule(L.LightningModule):
                               "(the reference's) or rl.loss_denominator=actual")
         self.rl_step = 0
         self.last_metrics: dict[str, float] = {}
+        # the run's record, carried in checkpoints: before-RL figures and seconds run before this
+        # process (set by archer-train); `clock` is when this process started the run
+        self.record: dict = {}
+        self.clock = time.perf_counter()
         # record each phase's peak memory (memory/<phase>_peak_mb); benchmarks turn it on
         self.track_memory = False
 
@@ -112,13 +118,18 @@ class ArcherModule(L.LightningModule):
             with timer("old_ref"):
                 old_logprobs, old_entropy = (None, None) if skip_old else self._no_grad_logprobs(self.policy, experience)
                 ref_logprobs = self._no_grad_logprobs(self.reference, experience)[0] if self.reference else None
-            # 6. classify once from the old policy (or per micro-batch from the current one)
+            # 6. classify: batch/group thresholds fitted on whole mini-batches (old policy); classes
+            # fixed now (entropy_source=old) or per micro-batch from the current policy
+            mini_batches = self._mini_batches(experience)
+            thresholds = self._fit_thresholds(experience, old_entropy, old_logprobs, mini_batches)
             fixed_classes = None
             if s.entropy_source == "old":
-                fixed_classes = self._classify(old_entropy, old_logprobs, experience.loss_mask, experience.rollout.group_ids)
+                fixed_classes = self._classify(old_entropy, old_logprobs, experience.loss_mask, experience.rollout.group_ids,
+                                               thresholds)
             # 7. update: PPO epochs x mini-batches x constraint phases, micro-batch accumulation
             with timer("update"):
-                metrics |= self._update(step, experience, advantages, old_logprobs, ref_logprobs, fixed_classes)
+                metrics |= self._update(step, experience, advantages, old_logprobs, ref_logprobs, fixed_classes,
+                                        thresholds, mini_batches)
             metrics |= self._rollout_metrics(experience, advantages, timer)
             if experience.rollout.engine_logprobs is not None:  # vLLM: did the weight sync work?
                 metrics["rollout/logprob_gap"] = logprob_gap(experience.rollout, old_logprobs)
@@ -140,7 +151,8 @@ class ArcherModule(L.LightningModule):
         current one and its log-probs are the update pass's, detached (as TRL does)."""
         s = self.schedule
         return (s.reuse_update_logprobs and s.ppo_epochs == 1 and s.mini_batch_prompts >= s.prompts_per_step and len(self.constraint.phases) == 1
-                and s.entropy_source == "current" and exp.rollout.engine_logprobs is None)
+                and s.entropy_source == "current" and exp.rollout.engine_logprobs is None
+                and not fits_mini_batches(self.classifier))
 
     def _rank_share(self, prompts: list[Sample]) -> list[Sample]:
         """This rank's prompt groups: slice r of every global mini-batch, so that local
@@ -181,21 +193,44 @@ class ArcherModule(L.LightningModule):
         return response_logprobs(model, r.prompt_ids[rows], r.prompt_mask[rows], r.response_ids[rows],
                                  r.response_mask[rows], self.rollout.temperature, groups)
 
-    def _classify(self, entropy: Tensor, logprobs: Tensor, mask: Tensor, group_ids: Tensor) -> Tensor:
-        stats = TokenStats(entropy.detach(), logprobs.detach(), mask.to(entropy.device), group_ids.to(entropy.device))
+    def _classify(self, entropy: Tensor, logprobs: Tensor, mask: Tensor, group_ids: Tensor,
+                  thresholds: Tensor | None = None) -> Tensor:
+        stats = TokenStats(entropy.detach(), logprobs.detach(), mask.to(entropy.device), group_ids.to(entropy.device),
+                           thresholds)
         return self.classifier(stats)
 
-    def _update(self, step, exp: Experience, advantages, old_logprobs, ref_logprobs, fixed_classes) -> dict[str, float]:
+    def _mini_batches(self, exp: Experience | None) -> list[Tensor]:
+        """Row indices of each mini-batch on this rank. Every rank gets the same number (the most
+        any rank has), since each mini-batch's optimizer step is a collective."""
+        local_size = self.schedule.mini_batch_prompts // self.trainer.world_size
+        local = -(-exp.num_groups // local_size) if exp is not None else 0
+        count = int(self._global_max(torch.tensor(local, device=self.device)))
+        if exp is None:
+            return [torch.zeros(0, dtype=torch.long)] * count
+        groups = exp.rollout.group_ids
+        return [((groups >= first) & (groups < first + local_size)).nonzero().flatten()
+                for first in range(0, count * local_size, local_size)]
+
+    def _fit_thresholds(self, exp: Experience | None, entropy, logprobs, mini_batches) -> Tensor | None:
+        if not fits_mini_batches(self.classifier):
+            return None
+        gather = gather_across_ranks(self.all_gather, self.trainer.world_size)
+        if exp is None:  # a rank with no groups still takes part in the gathers
+            empty = torch.zeros(0, 1, device=self.device)
+            return mini_batch_thresholds(self.classifier, empty, empty, empty.bool(), torch.zeros(0, dtype=torch.long),
+                                         mini_batches, gather)
+        return mini_batch_thresholds(self.classifier, entropy, logprobs, exp.loss_mask.to(entropy.device),
+                                     exp.rollout.group_ids, mini_batches, gather)
+
+    def _update(self, step, exp: Experience, advantages, old_logprobs, ref_logprobs, fixed_classes, thresholds,
+                mini_batches) -> dict[str, float]:
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
         loss_mask = exp.loss_mask.to(self.device)
         collected: dict[str, list[Tensor]] = defaultdict(list)
         groups = exp.rollout.group_ids
-        local_size = self.schedule.mini_batch_prompts // self.trainer.world_size
-        # every rank must take the same number of optimizer steps (each one all-reduces gradients)
-        num_mini = int(self._global_max(torch.tensor(-(-exp.num_groups // local_size), device=self.device)))
         for epoch in range(self.schedule.ppo_epochs):
-            for first in range(0, num_mini * local_size, local_size):
-                rows = ((groups >= first) & (groups < first + local_size)).nonzero().flatten()
+            for rows in mini_batches:
+                first = int(groups[rows[0]]) if len(rows) else -1
                 # global denominators: the whole mini-batch, across micro-batches and ranks
                 num_tokens = self._global_sum(loss_mask[rows].sum())
                 num_sequences = self._global_sum(loss_mask[rows].any(-1).sum())
@@ -209,7 +244,8 @@ class ArcherModule(L.LightningModule):
                     for micro in self._micro_batches(rows):
                         logprobs, entropy = self._forward(self.policy, exp, micro)
                         classes = fixed_classes[micro] if fixed_classes is not None else self._classify(
-                            entropy, logprobs, loss_mask[micro], groups[micro])
+                            entropy, logprobs, loss_mask[micro], groups[micro],
+                            None if thresholds is None else thresholds[micro.to(thresholds.device)])
                         old = logprobs.detach() if old_logprobs is None else old_logprobs[micro]
                         batch = PolicyBatch(logprobs, old, None if ref_logprobs is None else ref_logprobs[micro],
                                             advantages[micro], loss_mask[micro], classes, num_tokens, num_sequences, entropy)
@@ -233,9 +269,11 @@ class ArcherModule(L.LightningModule):
         return metrics
 
     def _join_update(self) -> None:
-        """The collective calls of `_update` with no data of our own (DDP keeps replicas equal)."""
+        """The collective calls of steps 6-7 with no data of our own (DDP keeps replicas equal)."""
         optimizer, scheduler = self.optimizers(), self.lr_schedulers()
-        num_mini = int(self._global_max(torch.tensor(0.0, device=self.device)))
+        mini_batches = self._mini_batches(None)
+        self._fit_thresholds(None, None, None, mini_batches)
+        num_mini = len(mini_batches)
         zero = torch.tensor(0.0, device=self.device)
         for _epoch in range(self.schedule.ppo_epochs):
             for _mini in range(num_mini):
@@ -370,9 +408,12 @@ class ArcherModule(L.LightningModule):
             "rl_step": self.rl_step,
             "policy_config": self.policy.config.to_dict(),
             "tokenizer_files": tokenizer_snapshot(self.tokenizer),
+            # what the summary of a resumed run reports: the original before-RL figures, total time
+            "record": {**self.record, "seconds": self.record.get("seconds", 0.0) + time.perf_counter() - self.clock},
         }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         if "archer" not in checkpoint:
             raise ConfigError("ckpt_path is a Lightning checkpoint but not an Archer one (no 'archer' entry)")
         self.rl_step = int(checkpoint["archer"]["rl_step"])
+        self.record = dict(checkpoint["archer"].get("record", {}))  # seconds: run time up to that checkpoint

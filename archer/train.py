@@ -150,9 +150,11 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
     resuming = cfg.ckpt_path is not None
     if resuming and not Path(cfg.ckpt_path).is_file():
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist; point it at a run's checkpoints/last.ckpt")
+    # a resumed run replaces these weights from the checkpoint: no warm-up, no evaluation of them;
+    # its before-RL figures and time so far come from the checkpoint's record
     if is_tiny and not resuming:
         warm_up(cfg, policy, tokenizer, c)
-    before = evaluate() if heldout else None
+    before = evaluate() if heldout and not resuming else None
     if before:
         print(f"[archer] held-out pass@1 before RL: {100 * before['pass@1']:.1f}%", flush=True)
 
@@ -162,6 +164,7 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         instantiate(cfg.scheduler) if cfg.scheduler else None, c.group_filter, c.overlong, seed=cfg.seed,
         reference_dtype=DTYPES.get(cfg.model.get("dtype")),
     )
+    module.clock, module.record = started, {"heldout_before": before}
     logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
     callbacks = [RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)]
     validation = build_validation(cfg, c, heldout, scorer, eval_engine)
@@ -175,10 +178,15 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
     policy.to(device)  # Lightning's teardown moves the module back to the CPU
     after = evaluate() if heldout else None
     export_dir = save_pretrained(policy, tokenizer, run_dir / "hf_model") if cfg.export and trainer.is_global_zero else None
+    before = module.record.get("heldout_before")  # a resumed run's comes from its checkpoint
+    this_process = time.perf_counter() - started
     summary = {
         "pass1_before": before["pass@1"] if before else None,
         "pass1_after": after["pass@1"] if after else None,
-        "seconds": round(time.perf_counter() - started, 1),
+        # the whole run: up to the checkpoint it resumed from (if any), plus this process
+        "seconds": round(module.record.get("seconds", 0.0) + this_process, 1),
+        "seconds_this_process": round(this_process, 1),
+        "resumed_from": str(cfg.ckpt_path) if resuming else None,
         "rl_steps": module.rl_step,
         "heldout_before": before,
         "heldout_after": after,

@@ -42,12 +42,16 @@ class TokenStats:
         response_mask: bool [N, T], True on real response tokens (False on padding).
         group_ids: optional long [N], the prompt group of each response (for group-level
             classifiers); None when the caller has no groups.
+        thresholds: optional float [N], each row's entropy threshold computed over a wider set
+            than these rows (the trainer fits batch- and group-level quantiles on the whole
+            mini-batch across micro-batches and ranks); None: the classifier uses these rows.
     """
 
     entropy: Tensor
     logprobs: Tensor
     response_mask: Tensor
     group_ids: Tensor | None = None
+    thresholds: Tensor | None = None
 
 
 @dataclass(frozen=True)

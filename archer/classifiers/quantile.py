@@ -60,34 +60,54 @@ class ResponseQuantileClassifier:
 
 
 class BatchQuantileClassifier:
-    """The 80/20 paper's split: one threshold over every valid token of the batch.
+    """The 80/20 paper's split: one threshold over every valid token of the mini-batch.
+
+    The threshold belongs to the whole mini-batch, across micro-batches and ranks (as the 80/20
+    paper and TRL take it over the batch): the trainer fits it once per mini-batch on the
+    old-policy entropies (`thresholds`, `scope = "mini_batch"`) and passes it in
+    `TokenStats.thresholds`; tokens are then compared by the entropy of `rl.entropy_source`.
+    Called on stats without thresholds, it fits them on those stats alone.
 
     Args:
         quantile: rho in (0, 1).
     """
 
+    scope = "mini_batch"
+
     def __init__(self, quantile: float = 0.8):
         self.quantile = check_open_unit("classifier.quantile", quantile)
 
-    def __call__(self, stats: TokenStats) -> Tensor:
+    def thresholds(self, stats: TokenStats, gather=None) -> Tensor:
+        """float [N]: the rho-quantile of every valid entropy in `stats` (and, through `gather`,
+        of every rank's: a function from a 1-D tensor to the concatenation over ranks)."""
         valid = stats.entropy[stats.response_mask]
+        valid = gather(valid) if gather is not None else valid
         tau = row_quantile(valid.unsqueeze(0), torch.ones_like(valid, dtype=torch.bool).unsqueeze(0), self.quantile)
-        return (stats.entropy > tau) & stats.response_mask
+        return tau.expand(stats.entropy.shape[0])
+
+    def __call__(self, stats: TokenStats) -> Tensor:
+        tau = stats.thresholds if stats.thresholds is not None else self.thresholds(stats)
+        return (stats.entropy > tau.unsqueeze(-1)) & stats.response_mask
 
 
 class GroupQuantileClassifier:
     """One threshold per prompt group: over all tokens of the G responses to one prompt.
 
-    Needs `TokenStats.group_ids`.
+    Needs `TokenStats.group_ids`. A group's responses may fall in different micro-batches, so
+    the trainer fits each group's threshold once per mini-batch on the old-policy entropies
+    (`scope = "mini_batch"`; groups never span ranks) and passes it in `TokenStats.thresholds`.
 
     Args:
         quantile: rho in (0, 1).
     """
 
+    scope = "mini_batch"
+
     def __init__(self, quantile: float = 0.8):
         self.quantile = check_open_unit("classifier.quantile", quantile)
 
-    def __call__(self, stats: TokenStats) -> Tensor:
+    def thresholds(self, stats: TokenStats, gather=None) -> Tensor:
+        """float [N]: each row's group threshold over these stats (`gather` unused: groups are whole on a rank)."""
         if stats.group_ids is None:
             raise ConfigError(
                 "classifier=group_quantile needs TokenStats.group_ids; the caller passed none "
@@ -99,4 +119,8 @@ class GroupQuantileClassifier:
             rows = stats.group_ids == group
             values = stats.entropy[rows][stats.response_mask[rows]].unsqueeze(0)
             tau[rows] = row_quantile(values, torch.ones_like(values, dtype=torch.bool), self.quantile)
+        return tau
+
+    def __call__(self, stats: TokenStats) -> Tensor:
+        tau = stats.thresholds if stats.thresholds is not None else self.thresholds(stats)
         return (stats.entropy > tau.unsqueeze(-1)) & stats.response_mask

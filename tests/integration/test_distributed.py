@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -25,9 +26,15 @@ def _train(run_dir: Path, overrides: list[str]) -> dict:
     return json.loads((run_dir / "summary.json").read_text())
 
 
-def test_two_processes_train_the_same_weights_as_one(tmp_path):
-    one = _train(tmp_path / "one", ["trainer=cpu"])
-    two = _train(tmp_path / "two", ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu"])
+@pytest.mark.parametrize("strategy", [
+    [],
+    # 80/20: the entropy threshold belongs to the whole mini-batch across ranks (one process sees
+    # both groups in one micro-batch, two processes one group each)
+    ["constraint=entropy_mask", "classifier=batch_quantile", "rl.micro_batch_size=8"],
+], ids=["archer", "batch_quantile"])
+def test_two_processes_train_the_same_weights_as_one(tmp_path, strategy):
+    one = _train(tmp_path / "one", ["trainer=cpu", *strategy])
+    two = _train(tmp_path / "two", ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *strategy])
     assert one["rl_steps"] == two["rl_steps"] == 2
     single = load_file(tmp_path / "one" / "hf_model" / "model.safetensors")
     double = load_file(tmp_path / "two" / "hf_model" / "model.safetensors")

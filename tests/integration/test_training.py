@@ -84,3 +84,43 @@ def test_bad_input_fails_before_training_naming_file_and_key(run, tmp_path):
         run(["classifier.quantile=1.5"])
     with pytest.raises(ConfigError, match=r"ckpt_path=.*does not exist"):
         run(["ckpt_path=/no/such.ckpt"])
+
+
+def test_a_killed_run_resumes_with_its_record_and_the_same_weights(run, tiny_model_dir, tmp_path):
+    """SIGKILL after the step-2 checkpoint, resume: the summary reports the original before-RL
+    figures and the whole run's time, no evaluation or warm-up of the replaced model happens,
+    and the weights equal an uninterrupted run's."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    common = [f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all", "rl.steps=8",
+              "heldout.max_problems=8", "checkpoint.every_n_steps=1", "logger=csv"]
+    whole_summary, whole = run(common, name="whole")
+    killed = tmp_path / "killed"
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen([sys.executable, "-m", "archer.train", *FAST, *common, f"hydra.run.dir={killed}"],
+                               cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint = killed / "checkpoints" / "step-000002.ckpt"
+    deadline = time.monotonic() + 300
+    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL and checkpoint.exists()
+    resumed_summary, resumed = run([*common, f"ckpt_path={checkpoint}"], name="resumed")
+    assert resumed_summary["rl_steps"] == 8
+    assert resumed_summary["heldout_before"] == whole_summary["heldout_before"]
+    assert resumed_summary["pass1_before"] == whole_summary["pass1_before"] is not None
+    assert resumed_summary["resumed_from"] == str(checkpoint)
+    assert resumed_summary["seconds"] > resumed_summary["seconds_this_process"] > 0
+    saved_seconds = torch.load(checkpoint, map_location="cpu", weights_only=False)["archer"]["record"]["seconds"]
+    assert resumed_summary["seconds"] == pytest.approx(saved_seconds + resumed_summary["seconds_this_process"], abs=0.2)
+    # the validation curve keeps its points from before the checkpoint
+    assert [v["rl_step"] for v in resumed_summary["validation"]] == [v["rl_step"] for v in whole_summary["validation"]]
+    a, b = weights(whole / "hf_model"), weights(resumed / "hf_model")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0)
+    assert json.loads((resumed / "summary.json").read_text())["pass1_before"] == whole_summary["pass1_before"]

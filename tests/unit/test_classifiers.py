@@ -102,3 +102,31 @@ def test_wrong_values_fail_at_construction_naming_the_key(build, key):
     with pytest.raises(ConfigError, match=key) as err:
         build()
     assert "(0, 1)" in str(err.value)
+
+
+def test_batch_and_group_thresholds_belong_to_the_whole_mini_batch_across_ranks():
+    """The 80/20 threshold is the quantile of every token of the mini-batch, on every rank:
+    fitted once per mini-batch (not per micro-batch) and over the gathered tokens of all ranks."""
+    from archer.thresholds import mini_batch_thresholds
+
+    g = torch.Generator().manual_seed(0)
+    entropy = torch.rand(8, 6, generator=g)
+    mask = torch.arange(6) < torch.randint(1, 7, (8,), generator=g).unsqueeze(-1)
+    groups = torch.arange(8) // 4
+    other_rank = torch.rand(30, generator=g)  # the tokens another rank holds in this mini-batch
+    everything = torch.cat([entropy[mask], other_rank])
+    expected = torch.quantile(everything, 0.8)
+    batch = BatchQuantileClassifier(0.8)
+    tau = mini_batch_thresholds(batch, entropy, entropy, mask, groups, [torch.arange(8)],
+                                gather=lambda values: torch.cat([values, other_rank]))
+    torch.testing.assert_close(tau, expected.expand(8))
+    # every micro-batch is classified against the mini-batch's threshold, whatever its own tokens
+    for micro in (torch.arange(0, 2), torch.arange(5, 8)):
+        stats = TokenStats(entropy[micro], entropy[micro], mask[micro], groups[micro], tau[micro])
+        assert torch.equal(batch(stats), (entropy[micro] > expected) & mask[micro])
+    # groups: one threshold per group, over the whole group even when its rows are split
+    group = GroupQuantileClassifier(0.8)
+    tau = mini_batch_thresholds(group, entropy, entropy, mask, groups, [torch.arange(8)], gather=lambda v: v)
+    for g_id in (0, 1):
+        rows = groups == g_id
+        torch.testing.assert_close(tau[rows], torch.quantile(entropy[rows][mask[rows]], 0.8).expand(4))
