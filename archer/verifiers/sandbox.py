@@ -38,6 +38,7 @@ import subprocess
 import sys
 import sysconfig
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,18 +118,33 @@ class _Process:
         finally:
             for fd in keep + [stdin_fd]:
                 os.close(fd)
-        try:
-            self._send(json.dumps({"program": program, "entry": entry}).encode())
-        except OSError:
-            pass  # it died before reading: the caller sees that
+        # whatever the program does, it is killed and its descriptors released with this object
+        self._finalizer = weakref.finalize(self, _kill_and_release, self.process, [self.requests, self.replies,
+                                                                                   self.stdout, self.stderr])
+        os.set_blocking(self.requests, False)  # writes wait with a deadline (the program could stop reading)
+        self.send(json.dumps({"program": program, "entry": entry}).encode(), limits.timeout)
         if mode == "stdin":
             os.close(self.requests)
+            self._finalizer.detach()
+            self._finalizer = weakref.finalize(self, _kill_and_release, self.process,
+                                               [self.replies, self.stdout, self.stderr])
             self.requests = -1
 
-    def _send(self, payload: bytes) -> None:
-        data = len(payload).to_bytes(8, "big") + payload
+    def send(self, payload: bytes, timeout: float) -> bool:
+        """Write one request frame; False when the program has not taken it within `timeout`
+        (it stopped reading, shrank its pipe, or died)."""
+        data, deadline = len(payload).to_bytes(8, "big") + payload, time.monotonic() + timeout
         while data:
-            data = data[os.write(self.requests, data):]
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select([], [self.requests], [], wait)[1]:
+                return False
+            try:
+                data = data[os.write(self.requests, data):]
+            except BlockingIOError:
+                continue
+            except OSError:
+                return False
+        return True
 
     def receive(self, timeout: float) -> bytes | None:
         """The next reply frame, or None when the program overran `timeout`, died, or replied too much."""
@@ -177,15 +193,21 @@ class _Process:
 
     def close(self) -> None:
         """Kill the sandbox (its PID namespace dies with it) and release every descriptor."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        self.process.wait()
-        for fd in (self.requests, self.replies, self.stdout, self.stderr):
-            if fd >= 0:
-                os.close(fd)
+        self._finalizer()
         self.requests = self.replies = self.stdout = self.stderr = -1
+
+
+def _kill_and_release(process: subprocess.Popen, descriptors: list[int]) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait()
+    for fd in descriptors:
+        try:
+            os.close(fd)
+        except OSError:
+            pass  # closed already (the stdin-mode request pipe)
 
 
 def run_program(source: str, stdin: str = "", limits: Limits = Limits(), isolation: str = "bubblewrap",
@@ -216,7 +238,11 @@ class CallSession:
                  isolation: str | Bubblewrap = "bubblewrap", packages: tuple[str, ...] = ()):
         self.limits, self.classes = limits, classes or {}
         self.process = _Process("calls", program, limits, isolation, tuple(packages), entry=entry)
-        status, _, _ = self._reply(limits.timeout)
+        try:
+            status, _, _ = self._reply(limits.timeout)
+        except BaseException:
+            self.close()
+            raise
         self.load_error = None if status == "ok" else status
 
     @property
@@ -228,12 +254,16 @@ class CallSession:
         After a timeout or a broken reply the session is closed: later calls fail at once."""
         if not self.alive:
             return "error: the program is no longer running", None, None
+        deadline = time.monotonic() + timeout
         try:
-            self.process._send(plain.encode([list(args), dict(kwargs)]).encode())
-        except (OSError, plain.PlainDataError) as err:
+            sent = self.process.send(plain.encode([list(args), dict(kwargs)]).encode(), timeout)
+        except plain.PlainDataError as err:
             self.close()
             return f"error: {err}", None, None
-        return self._reply(timeout)
+        if not sent:
+            self.close()
+            return "error: the program stopped taking requests", None, None
+        return self._reply(deadline - time.monotonic())
 
     def _reply(self, timeout: float) -> tuple[str, object, list | None]:
         frame = self.process.receive(timeout)
@@ -242,12 +272,14 @@ class CallSession:
             return "error: no reply in time (timeout, crash, or reply too large)", None, None
         try:
             message = plain.decode(frame, self.classes)
+            if type(message) is not list or len(message) != 3:
+                raise plain.PlainDataError("malformed reply")
             status, value, after = message
             if type(status) is not str or (after is not None and type(after) is not list):
                 raise plain.PlainDataError("malformed reply")
-        except (plain.PlainDataError, ValueError, TypeError) as err:
+        except Exception as err:  # noqa: BLE001 - whatever the reply does to the decoder ends this session
             self.close()
-            return f"error: {err}", None, None
+            return f"error: {type(err).__name__}: {str(err)[:200]}", None, None
         return status, value, after
 
     def stderr_tail(self) -> str:
@@ -372,10 +404,22 @@ def _system_mounts() -> list[str]:
         args += ["--ro-bind", interpreter, interpreter]
     for path in sorted(hidden):
         args += ["--perms", "0555", "--tmpfs", path, "--remount-ro", path]
+    # no foreign-function interface, even loaded under another module name (defence in depth)
+    for module in sorted(_extension_files(("_ctypes", "_ctypes_test"))):
+        args += ["--ro-bind", "/dev/null", module]
     args += ["--ro-bind-try", "/etc/ld.so.cache", "/etc/ld.so.cache", "--proc", "/proc", "--dev", "/dev",
              "--ro-bind", str(_BOUNDARY / "harness.py"), f"{_HARNESS_DIR}/harness.py",
              "--ro-bind", str(_BOUNDARY / "plain.py"), f"{_HARNESS_DIR}/plain.py"]
     return args
+
+
+def _extension_files(names: tuple[str, ...]) -> set[str]:
+    found = set()
+    for folder in {p for p in sys.path if p.endswith("lib-dynload")}:
+        for name in os.listdir(folder) if os.path.isdir(folder) else []:
+            if name.split(".")[0] in names:
+                found.add(os.path.realpath(os.path.join(folder, name)))
+    return found
 
 
 def _inside(path: str, folder: str) -> bool:
@@ -464,38 +508,39 @@ def _probe(setup: Bubblewrap) -> str | None:
 
 _ALLOW, _ERRNO = 0x7FFF0000, 0x00050000
 _EPERM, _ENOSYS, _CLONE_THREAD = 1, 38, 0x00010000
-# audit arch, clone, clone3, and the syscalls that only make processes (fork, vfork)
+# Per architecture: audit arch, clone, clone3, and the calls refused outright: new processes
+# (fork, vfork), namespaces (unshare, setns), kernel keyrings (they outlive the sandbox),
+# mounts, tracing and reading other processes, kernel modules, BPF, io_uring, and the like
+# (close to Docker's default profile).
 _SYSCALLS = {
-    "x86_64": (0xC000003E, 56, 435, (57, 58)),
-    "aarch64": (0xC00000B7, 220, 435, ()),
+    "x86_64": (0xC000003E, 56, 435, (
+        57, 58,  # fork, vfork
+        101, 103, 135, 153, 154, 155, 161, 163, 165, 166, 167, 168, 169, 170, 171, 172, 173, 175, 176, 179,
+        212, 246, 248, 249, 250, 272, 298, 300, 303, 304, 308, 310, 311, 312, 313, 320, 321, 323,
+        425, 426, 427, 428, 429, 430, 431, 432, 433, 442)),
+    "aarch64": (0xC00000B7, 220, 435, (
+        18, 39, 40, 41, 51, 58, 60, 89, 97, 104, 105, 106, 116, 117, 142, 161, 162, 217, 218, 219, 224, 225,
+        241, 262, 264, 265, 268, 270, 271, 272, 273, 280, 282, 294,
+        425, 426, 427, 428, 429, 430, 431, 432, 433, 442)),
 }
 
 
 def seccomp_filter() -> bytes:
-    """A classic BPF program for bwrap's --seccomp: fork/vfork and clone without CLONE_THREAD fail
-    with EPERM, clone3 with ENOSYS (libc then falls back to clone); every other call is allowed.
-    Calls made through another architecture's ABI (x32, i386) fail."""
+    """A classic BPF program for bwrap's --seccomp: the refused calls of `_SYSCALLS` and clone
+    without CLONE_THREAD fail with EPERM, clone3 with ENOSYS (libc then falls back to clone, for
+    threads); every other call is allowed. Calls through another ABI (x32, i386) fail."""
     machine = platform.machine()
     if machine not in _SYSCALLS:
         raise IsolationUnavailable(f"no seccomp filter for the {machine} architecture (supported: {sorted(_SYSCALLS)})")
-    arch, clone, clone3, forks = _SYSCALLS[machine]
-    load_nr, load_arch, load_arg0 = (0x20, 0), (0x20, 4), (0x20, 16)
-    program: list[tuple[int, int, int, int]] = [(*load_arch[:1], 0, 0, load_arch[1])]
-    program.append((0x15, 1, 0, arch))  # arch matches: skip the refusal
-    program.append((0x06, 0, 0, _ERRNO | _EPERM))
-    program.append((0x20, 0, 0, load_nr[1]))
+    arch, clone, clone3, refused = _SYSCALLS[machine]
+    deny = (0x06, 0, 0, _ERRNO | _EPERM)
+    program: list[tuple[int, int, int, int]] = [(0x20, 0, 0, 4), (0x15, 1, 0, arch), deny, (0x20, 0, 0, 0)]
     if machine == "x86_64":
-        program.append((0x35, 0, 1, 0x40000000))  # x32 syscall numbers
-        program.append((0x06, 0, 0, _ERRNO | _EPERM))
-    for number in forks:
-        program.append((0x15, 0, 1, number))
-        program.append((0x06, 0, 0, _ERRNO | _EPERM))
-    program.append((0x15, 0, 1, clone3))
-    program.append((0x06, 0, 0, _ERRNO | _ENOSYS))
-    program.append((0x15, 0, 3, clone))
-    program.append((0x20, 0, 0, load_arg0[1]))
-    program.append((0x45, 1, 0, _CLONE_THREAD))  # a thread: allow
-    program.append((0x06, 0, 0, _ERRNO | _EPERM))
+        program += [(0x35, 0, 1, 0x40000000), deny]  # x32 syscall numbers
+    for number in refused:
+        program += [(0x15, 0, 1, number), deny]
+    program += [(0x15, 0, 1, clone3), (0x06, 0, 0, _ERRNO | _ENOSYS)]
+    program += [(0x15, 0, 3, clone), (0x20, 0, 0, 16), (0x45, 1, 0, _CLONE_THREAD), deny]  # args[0] & CLONE_THREAD
     program.append((0x06, 0, 0, _ALLOW))
     return b"".join(struct.pack("<HBBI", *instruction) for instruction in program)
 

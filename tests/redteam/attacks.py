@@ -20,7 +20,8 @@ from dataclasses import dataclass
 class Attack:
     family: str
     target: str  # he0 (HumanEval/0, bool results), he27 (strings), lc (LeetCode, ints), lcd (LeetCodeDataset,
-    #              lists), lcb_fn (LiveCodeBench functional), lcb_stdin (abc365_a), escape (expects PWNED)
+    #              lists), lcb_fn (LiveCodeBench functional), lcb_stdin (abc365_a), escape (expects PWNED),
+    #              big (functional tests with ~16 KB arguments)
     program: str
 
 
@@ -212,6 +213,48 @@ for name in dir(main):
 class Solution:
     def minOperations(self, nums, k):
         return 4
+"""),
+    "pipe_shrink_then_stop_reading": A("harness", "big", """
+import fcntl, json, os, sys, time
+config = json.loads(sys.argv[1])
+fcntl.fcntl(config["requests"], 1031, 4096)  # F_SETPIPE_SZ: the scorer's next large request cannot fit
+plain = sys.modules["plain"]
+class Solution:
+    def total(self, xs):
+        frame = plain.encode(["ok", 0, [[xs], {}]]).encode()
+        os.write(config["replies"], len(frame).to_bytes(8, "big") + frame)  # answer this call ourselves...
+        time.sleep(3600)  # ...and never read the next request
+"""),
+    "forged_object_breaks_decoder": A("harness", "lcd", """
+import json, os, sys
+config = json.loads(sys.argv[1])
+frame = b'{"v":["ok",{"$ref":0},null],"objects":[["TreeNode",{"__weakref__":1}]]}'
+os.write(config["replies"], len(frame).to_bytes(8, "big") + frame)  # a load reply the scorer cannot rebuild
+class Solution:
+    def __getattr__(self, name):
+        return lambda *a, **k: 0
+"""),
+    "hash_collision_reply": A("resources", "lcb_fn", """
+import sys
+plain = sys.modules["plain"]
+colliding = '{"v":["ok",{"$set":[' + ",".join(str(k * (2 ** 61 - 1)) for k in range(1, 28000)) + ']},null],"objects":[]}'
+plain.encode = lambda *a, **k: colliding
+class Solution:
+    def shortestDistanceAfterQueries(self, n, queries):
+        return [0]
+"""),
+    "ctypes_under_another_name": A("escape", "escape", """
+import glob, importlib.machinery, importlib.util, sys
+done = False
+for path in glob.glob(sys.base_prefix + '/lib/python3*/lib-dynload/_ctypes*.so') + glob.glob('/usr/lib/python3*/lib-dynload/_ctypes*.so'):
+    try:
+        loader = importlib.machinery.ExtensionFileLoader('innocent', path)
+        module = importlib.util.module_from_spec(importlib.util.spec_from_file_location('innocent', path, loader=loader))
+        loader.exec_module(module)
+        done = True  # a foreign-function interface: raw syscalls (unshare, add_key) would follow
+    except Exception:
+        pass
+print('PWNED' if done else 'no')
 """),
     # ---------------------------------------------------------------- answer-key reads
     "read_package_benchmarks": A("answer_key", "lcb_stdin", """

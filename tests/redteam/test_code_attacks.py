@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import json
 import os
 import signal
 import socket
@@ -47,6 +48,8 @@ def targets() -> dict[str, Sample]:
         "lc": load_benchmark("leetcode")[0], "lcd": load_benchmark("leetcodedataset")[0],
         "lcb_fn": lcb["3517"], "lcb_stdin": lcb["abc365_a"],
         "escape": Sample("escape", "?", {"test_type": "stdin", "tests": [{"input": "", "output": "PWNED\n"}]}),
+        "big": Sample("big", "?", {"test_type": "functional", "func_name": "total", "tests": [
+            {"input": json.dumps(list(range(k, k + 3000))), "output": str(sum(range(k, k + 3000)))} for k in range(4)]}),
     }
 
 
@@ -153,6 +156,7 @@ def test_the_same_targets_still_reward_honest_solutions(targets):
         "lcd": targets["lcd"].info["reference_solution"],
         "lcb_stdin": "y = int(input())\nprint(366 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 365)",
         "escape": "print('PWNED')",
+        "big": "class Solution:\n    def total(self, xs):\n        return sum(xs)",
     }
     verifier = CodeVerifier(timeout=10.0, total_timeout=60.0)
     for target, program in solutions.items():

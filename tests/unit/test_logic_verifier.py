@@ -54,6 +54,15 @@ def test_gold_from_logic_rl_text_and_tags_option():
     # extra role statements in the answer: one role word per person, as Logic-RL requires
     "<answer>(1) Zoey is a knave\n(2) Oliver is a knight\n(3) Bob is a knave</answer>",
     "<answer>(1) Zoey is a knave\n(2) Oliver is a knight, or maybe a knave</answer>",
+    # words that offer the other assignment, in the block or after it
+    "<answer>Zoey is a knave and Oliver is a knight, or the other way round.</answer>",
+    "<answer>Zoey is a knave, Oliver is a knight (or vice versa)</answer>",
+    "<answer>Zoey is a knave\nOliver is a knight</answer>\nAlternatively: Zoey is a knight, Oliver is a knave",
+    "<answer>Zoey is a knave, Oliver is a knight</answer> Other possibility: Zoey is a knight.",
+    "<answer>Zoey is a k-n-i-g-h-t or Zoey is a knave, Oliver is a knight</answer>",
+    # free text: the last statement's sentence hedges
+    "Zoey is a knight. Or maybe Zoey is a knave. Oliver is a knight.",
+    "Zoey is a knight / Zoey is a knave; Oliver is a knight",
     # two answer blocks: only the last is graded, so a right first block does not help
     "<answer>(1) Zoey is a knave\n(2) Oliver is a knight</answer> or <answer>(1) Zoey is a knight\n(2) Oliver is a knave</answer>",
 ])

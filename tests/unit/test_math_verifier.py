@@ -182,6 +182,36 @@ FALSE_ACCEPT_PROBES = [
     ("5", "\\boxed{\\text{either 5 or 6}}", 0.0),
     ("5", "\\boxed{5 \\approx 5.0001}", 0.0),
     ("5 \\text{ or } 6", "\\boxed{5 \\text{ or } 6}", 1.0),  # unless the gold itself offers both
+    # hedges found by a red-team pass: words split across text commands, conditionals, arrows,
+    # logical symbols, row breaks, two numbers side by side, text between two answers
+    ("42", "\\boxed{42 \\text{ if } n \\text{ even, } 43 \\text{ else}}", 0.0),
+    ("\\frac12", "\\boxed{\\frac12 \\textrm{ o}\\textrm{r } \\frac13}", 0.0),
+    ("\\frac12", "\\boxed{\\frac12 \\text{ otherwise } \\frac13}", 0.0),
+    ("42", "\\boxed{42\\\\43}", 0.0),
+    ("43", "\\boxed{43 ∨ 42}", 0.0),
+    ("42", "\\boxed{43 \\Rightarrow 42}", 0.0),
+    ("42", "\\boxed{42 \\land 43}", 0.0),
+    ("42", "\\boxed{42 | 43}", 0.0),
+    ("43", "\\boxed{42 \\to 43}", 0.0),
+    ("43", "\\boxed{42 ~ 43}", 0.0),
+    ("42", "\\boxed{42\\,\\&\\,43}", 0.0),
+    ("43", "\\boxed{42 \\bigvee 43}", 0.0),
+    ("\\frac12", "\\boxed{\\frac{1}{2} \\text{ (}\\frac{1}{3}\\text{)}}", 0.0),
+    ("15", "\\boxed{15\\text{ cm}^2}", 1.0),  # a unit is not a second answer
+    ("1.2e5", "\\boxed{1.2 \\times 10^{5}}", 1.0),
+    # golds the symbolic parser misreads accept nothing they do not say (Minerva `-1./3`, and a
+    # gold with variables it reads as the number 2)
+    ("-1./3", "\\boxed{-1}", 0.0),
+    ("-1./3", "\\boxed{-\\frac{1}{3}}", 1.0),
+    ("-3./2", "\\boxed{-3/2}", 1.0),
+    ("\\hbar \\omega(v+1 / 2)-\\frac{E_{0}^{2} e^{2}}{2 m \\omega^{2}}", "\\boxed{2}", 0.0),
+    ("221,$8", "\\boxed{221}", 0.0),
+    ("221,$8", "\\boxed{221, 8}", 1.0),
+    # a gold naming its answer: the same name, then values that all agree
+    ("x=6", "\\boxed{x=6=5}", 0.0),
+    ("y = 2x+3", "\\boxed{y = 3x + 2 = 2x+3}", 0.0),
+    ("f(n)=n", "\\boxed{f(n)=n}", 1.0),
+    ("MR=SRMC", "\\boxed{MR=SRMC}", 1.0),
     ("5", "\\boxed{x = 5}", 1.0),
     ("5", "\\boxed{2 + 3 = 5}", 1.0),
     ("y=2x+3", "\\boxed{y = 2x + 3}", 1.0),
@@ -191,3 +221,11 @@ FALSE_ACCEPT_PROBES = [
 @pytest.mark.parametrize(("gold", "response", "score"), FALSE_ACCEPT_PROBES)
 def test_no_false_accepts(gold, response, score):
     assert MathVerifier()(f"Some reasoning. {response}", Sample("p", "?", gold)) == score
+
+
+def test_long_chains_and_heavy_factorials_are_refused_fast():
+    chain = " = ".join(f"0 \\cdot ({999 * k})! + 42" for k in range(499, 469, -1))
+    for answer in (chain, "(9999 \\cdot 999)!", "\\binom{100000}{50000}"):
+        started = time.perf_counter()
+        assert MathVerifier()(f"\\boxed{{{answer}}}", Sample("p", "?", "42")) == 0.0
+        assert time.perf_counter() - started < 2.0, answer

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections import deque
 
@@ -76,3 +77,18 @@ def test_hostile_messages_are_refused():
             decode(text)
     with pytest.raises(PlainDataError):
         encode([lambda: 0])
+
+
+def test_keys_built_to_collide_and_dunder_attributes_are_refused_fast():
+    import time
+
+    colliding = {"$set": [k * (2**61 - 1) for k in range(1, 30_000)]}
+    started = time.perf_counter()
+    with pytest.raises(PlainDataError, match="hash"):
+        decode('{"v": ' + __import__("json").dumps(colliding) + ', "objects": []}')
+    assert time.perf_counter() - started < 1.0
+    assert decode(encode({k: k for k in range(10_000)})) == {k: k for k in range(10_000)}  # ordinary keys pass
+    for name in ("__weakref__", "__class__", "not an identifier"):
+        text = json.dumps({"v": {"$ref": 0}, "objects": [["ListNode", {name: 1}]]})
+        with pytest.raises(PlainDataError, match="attribute"):
+            decode(text, {"ListNode": ListNode})

@@ -24,6 +24,9 @@ from collections.abc import Iterator
 
 # Containers nested deeper than this are refused (a hostile value must not exhaust the stack).
 MAX_DEPTH = 200
+# Keys sharing one hash value: more than this in a set or dict is refused. Keys built to collide
+# (k * (2**61 - 1) all hash to 0) would make building it quadratic on the trusted side.
+MAX_SAME_HASH = 64
 
 
 class PlainDataError(ValueError):
@@ -142,10 +145,11 @@ def decode(text: str | bytes, classes: dict[str, type] | None = None):
         if tag == "$dict":
             if not all(type(x) is list and len(x) == 2 for x in items):
                 raise PlainDataError("malformed dict")
-            return {_hashable(k): x for k, x in items}
+            _check_hashes([k for k, _ in items])
+            return {k: x for k, x in items}
         if tag in ("$set", "$frozenset"):
-            kind = set if tag == "$set" else frozenset
-            return kind(_hashable(x) for x in items)
+            _check_hashes(items)
+            return (set if tag == "$set" else frozenset)(items)
         build = {"$tuple": tuple, "$deque": deque, "$iter": lambda xs: iter(list(xs))}.get(tag)
         if build is None:
             raise PlainDataError(f"unknown tag {tag[:20]!r}")
@@ -154,13 +158,23 @@ def decode(text: str | bytes, classes: dict[str, type] | None = None):
     value = dec(message["v"], 0)
     for obj, (_, attrs) in zip(objects, entries):
         for name, raw in attrs.items():
-            object.__setattr__(obj, name, dec(raw, 1))
+            if not name.isidentifier() or name.startswith("__"):
+                raise PlainDataError(f"attribute name {name[:40]!r} cannot be set")
+            try:
+                object.__setattr__(obj, name, dec(raw, 1))
+            except (AttributeError, TypeError) as err:  # slots, read-only attributes
+                raise PlainDataError(f"attribute {name!r}: {err}") from None
     return value
 
 
-def _hashable(key):
-    try:
-        hash(key)
-    except TypeError:
-        raise PlainDataError("an unhashable dict key or set item") from None
-    return key
+def _check_hashes(keys: list) -> None:
+    """Refuse unhashable keys, and keys built to share a hash value."""
+    seen: dict[int, int] = {}
+    for key in keys:
+        try:
+            value = hash(key)
+        except TypeError:
+            raise PlainDataError("an unhashable dict key or set item") from None
+        seen[value] = seen.get(value, 0) + 1
+        if seen[value] > MAX_SAME_HASH:
+            raise PlainDataError("too many keys with one hash value")
