@@ -25,10 +25,10 @@ from archer.classifiers import NoTokenClassifier
 from archer.data.stream import PromptStream, StepLoader
 from archer.experience import Experience, collect_experience
 from archer.forward import response_logprobs
-from archer.metrics import repetition_ratio
 from archer.rl_schedule import RLSchedule
 from archer.rollout.base import logprob_gap
 from archer.sampling import KeepAllGroups, NoOverlongHandling
+from archer.step_report import rollout_metrics, text_sample
 from archer.thresholds import fits_mini_batches, gather_across_ranks, mini_batch_thresholds
 from archer.timing import PhaseTimer
 from archer.types import LossOutput, PolicyBatch, Sample, TokenStats
@@ -130,10 +130,10 @@ class ArcherModule(L.LightningModule):
             with timer("update"):
                 metrics |= self._update(step, experience, advantages, old_logprobs, ref_logprobs, fixed_classes,
                                         thresholds, mini_batches)
-            metrics |= self._rollout_metrics(experience, advantages, timer)
+            metrics |= rollout_metrics(experience, advantages, sum(timer.seconds.values()))
             if experience.rollout.engine_logprobs is not None:  # vLLM: did the weight sync work?
                 metrics["rollout/logprob_gap"] = logprob_gap(experience.rollout, old_logprobs)
-            self._log_text_sample(step, experience, fixed_classes)
+            self._log_text_sample(step, experience, fixed_classes, thresholds)
         elif self.trainer.world_size > 1:
             self._join_update()  # every group of this rank was filtered out: take part in the others' steps
         if self.lr_schedulers() is not None and self._lr_unit == "rl_step":
@@ -318,20 +318,6 @@ class ArcherModule(L.LightningModule):
 
     # ----------------------------------------------------------------- logging
 
-    def _rollout_metrics(self, exp: Experience, advantages: Tensor, timer: PhaseTimer) -> dict[str, float]:
-        lengths = exp.rollout.response_mask.sum(-1).float()
-        tokens = [row[mask].tolist() for row, mask in zip(exp.rollout.response_ids, exp.rollout.response_mask)]
-        total_seconds = sum(timer.seconds.values())
-        return {
-            "train/response_length": lengths.mean().item(),
-            "train/response_length_max": lengths.max().item(),
-            "train/truncated": exp.rollout.truncated.float().mean().item(),
-            "train/repetition_20gram": sum(repetition_ratio(t, 20) for t in tokens) / len(tokens),
-            "train/advantage_abs": advantages.abs().mean().item(),
-            "train/trained_responses": float(exp.rollout.num_responses),
-            "perf/tokens_per_second": lengths.sum().item() / max(total_seconds, 1e-9),
-        }
-
     def _log(self, metrics: dict[str, float], experience) -> None:
         batch_size = experience.rollout.num_responses if experience is not None else 1
         headline = {"train/reward", "train/accuracy"}
@@ -359,7 +345,7 @@ class ArcherModule(L.LightningModule):
         values = self._global_sum(values.float()).double()
         return {k: (v / n).item() for k, (v, n) in zip(keys, values) if n > 0}
 
-    def _log_text_sample(self, step: int, exp: Experience, classes: Tensor | None) -> None:
+    def _log_text_sample(self, step: int, exp: Experience, classes: Tensor | None, thresholds: Tensor | None) -> None:
         every = self.schedule.log_text_every
         experiment = getattr(self.logger, "experiment", None)
         if not every or step % every or not hasattr(experiment, "add_text"):
@@ -368,15 +354,9 @@ class ArcherModule(L.LightningModule):
             with torch.no_grad():
                 row = torch.tensor([0])
                 logprobs, entropy = self._forward(self.policy, exp, row)
-                classes = self._classify(entropy, logprobs, exp.loss_mask[row], exp.rollout.group_ids[row])
-        mask = exp.rollout.response_mask[0]
-        pieces = []
-        for token, high in zip(exp.rollout.response_ids[0][mask].tolist(), classes[0][mask.to(classes.device)].tolist()):
-            text = self.tokenizer.decode([token]).replace("\n", "\\n")
-            pieces.append(f"**{text}**" if high else text)
-        body = (f"prompt: `{exp.samples[0].problem}`  \nscore: {exp.scores[0].item():.0f}  \n"
-                f"response (**bold** = high-entropy class):  \n{''.join(pieces)}")
-        experiment.add_text("sample/response", body, global_step=step)
+                classes = self._classify(entropy, logprobs, exp.loss_mask[row], exp.rollout.group_ids[row],
+                                         None if thresholds is None else thresholds[:1])
+        experiment.add_text("sample/response", text_sample(exp, classes, self.tokenizer), global_step=step)
 
     # ----------------------------------------------------------------- Lightning plumbing
 

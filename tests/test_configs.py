@@ -80,3 +80,22 @@ def test_paper_math_suite_matches_the_paper():
     ks = {name: spec.k for name, spec in cfg.suite.benchmarks.items()}
     assert ks == {"aime2024": 64, "aime2025": 64, "amc": 64, "math500": 4, "minerva": 8, "olympiadbench": 4}
     assert cfg.suite.sampling.temperature == 0.8 and cfg.suite.sampling.top_p == 1.0
+
+
+def test_reasoning_class_epsilon_is_symmetric_in_the_sweep_and_the_math_experiment():
+    """The follow-up's "eps_high 0.4" is the high-entropy class's epsilon on both sides, as the
+    reference's 0.5/0.5: every file that sets it moves both clip bounds."""
+    for name, value in [("dual_token_eps_high_02", 0.2), ("dual_token_eps_high_03", 0.3), ("dual_token_eps_high_04", 0.4)]:
+        constraint = instantiate(_compose_train([f"constraint={name}"]).constraint)
+        assert (constraint.high.eps_low, constraint.high.eps_high) == (value, value), name
+    constraint = instantiate(_compose_train(["experiment=archer_math_1_5b"]).constraint)
+    assert (constraint.high.eps_low, constraint.high.eps_high) == (0.4, 0.4)
+
+
+def test_experiment_files_follow_the_reference_training_semantics():
+    for experiment in ("archer_math_1_5b", "archer_code_1_5b", "dapo_code_1_5b"):
+        cfg = _compose_train([f"experiment={experiment}"])
+        assert instantiate(cfg.constraint).aggregation == "seq_mean_token_mean"
+        assert cfg.rl.loss_denominator == "nominal"
+        assert (cfg.scheduler.unit, cfg.scheduler.from_zero, cfg.scheduler.warmup_steps) == ("rl_step", True, 10)
+        assert cfg.model.master_dtype == "float32" and cfg.model.dtype == "bfloat16"

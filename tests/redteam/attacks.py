@@ -214,6 +214,7 @@ class Solution:
     def minOperations(self, nums, k):
         return 4
 """),
+    # found by an independent red-team pass (before the fixes: it hung the scorer)
     "pipe_shrink_then_stop_reading": A("harness", "big", """
 import fcntl, json, os, sys, time
 config = json.loads(sys.argv[1])
@@ -225,6 +226,7 @@ class Solution:
         os.write(config["replies"], len(frame).to_bytes(8, "big") + frame)  # answer this call ourselves...
         time.sleep(3600)  # ...and never read the next request
 """),
+    # found by the independent red-team pass
     "forged_object_breaks_decoder": A("harness", "lcd", """
 import json, os, sys
 config = json.loads(sys.argv[1])
@@ -234,6 +236,7 @@ class Solution:
     def __getattr__(self, name):
         return lambda *a, **k: 0
 """),
+    # found by the independent red-team pass
     "hash_collision_reply": A("resources", "lcb_fn", """
 import sys
 plain = sys.modules["plain"]
@@ -243,6 +246,7 @@ class Solution:
     def shortestDistanceAfterQueries(self, n, queries):
         return [0]
 """),
+    # found by the independent red-team pass
     "ctypes_under_another_name": A("escape", "escape", """
 import glob, importlib.machinery, importlib.util, sys
 done = False
