@@ -3,7 +3,7 @@
 All are computed within prompt groups (the G responses to one prompt). A group of one
 response has no baseline and gets advantage 0.
 
-- `GRPOAdvantage`: (R - mean) / (std + eps), unbiased std (PAPER.md section 2).
+- `GRPOAdvantage`: (R - mean) / (std + eps), unbiased std (docs/paper.md).
 - `DrGRPOAdvantage`: R - mean, no std division (Dr. GRPO, arXiv 2503.20783).
 - `RLOOAdvantage`: R - mean of the *other* responses = G/(G-1) (R - mean).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from archer.validation import check_positive
+from archer.config_checks import check_positive
 
 
 def group_statistics(rewards: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from archer.config_checks import ConfigError
 from archer.data import DataError
-from archer.validation import ConfigError
 
 
 def run_or_exit(function, *args):

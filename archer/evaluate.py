@@ -24,13 +24,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from archer.cli import run_or_exit
+from archer.config_checks import ConfigError
 from archer.data import benchmark_kind, load_benchmark
 from archer.evaluation import SamplesLog, evaluate_benchmark, summarize
 from archer.export import load_checkpoint
 from archer.models import TinyModelConfig, build_char_tokenizer, build_tiny_model, load_pretrained
 from archer.report import results_table
 from archer.train import build_scorer, config_dir, run_device
-from archer.validation import ConfigError
 
 
 def load_policy(cfg: DictConfig):

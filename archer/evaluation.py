@@ -1,7 +1,8 @@
 """Benchmark evaluation: sample K responses per problem, score them, summarise per benchmark.
 
-Used by `archer-eval` (archer/evaluate.py) and by validation during training
-(archer/callbacks.py, `ValidationLoop`). Problems are generated in fixed chunks, each
+Used by `archer-eval` (archer/evaluate.py), by validation during training
+(archer/callbacks.py, `ValidationLoop`), and for the held-out pass@1 archer-train reports
+before and after RL (`evaluate_heldout`: one seeded batch, no chunks). Problems are generated in fixed chunks, each
 seeded from (seed, benchmark, chunk index) alone, so the responses of a chunk do not depend
 on which chunks ran before: an interrupted evaluation resumes chunk by chunk from
 `samples.jsonl` and ends with the same results as an uninterrupted one.
@@ -21,6 +22,7 @@ import torch
 
 from archer.metrics import avg_at_k, bootstrap_ci, length_stats, majority_correct, pass_at_k, repetition_ratio
 from archer.types import Sample
+from archer.verifiers.runner import ScoringRunner
 
 log = logging.getLogger(__name__)
 
@@ -179,3 +181,26 @@ def evaluate_benchmark(policy, tokenizer, template, engine, scorer, verifier, be
         if on_chunk is not None:
             on_chunk(chunk)
     return records
+
+
+def evaluate_heldout(policy, tokenizer, template, samples: list[Sample], verifier, engine,
+                     samples_per_problem: int = 4, seed: int = 0) -> dict[str, float]:
+    """Sample `samples_per_problem` responses per problem and score them.
+
+    Returns:
+        `pass@1` (= avg@k: mean score), `pass@k`, `response_length`, `errors`.
+    """
+    torch.manual_seed(seed)
+    k = samples_per_problem
+    rollout = engine.generate(policy, [template.encode(s, tokenizer) for s in samples], n=k)
+    per_row = [samples[g] for g in rollout.group_ids.tolist()]
+    scorer = verifier if isinstance(verifier, ScoringRunner) else ScoringRunner(verifier)
+    scores, extra = scorer(rollout.texts, per_row)
+    correct = (scores == 1).view(len(samples), k).sum(-1).tolist()
+    return {
+        "pass@1": scores.mean().item(),
+        f"pass@{k}": sum(pass_at_k(k, c, k) for c in correct) / len(samples),
+        "response_length": rollout.response_mask.sum(-1).float().mean().item(),
+        "errors": extra["reward/errors"],
+        "timeouts": extra["reward/timeouts"],
+    }

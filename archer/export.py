@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-from archer.validation import ConfigError
+from archer.config_checks import ConfigError
 
 
 def tokenizer_snapshot(tokenizer) -> dict[str, bytes]:

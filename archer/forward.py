@@ -1,6 +1,6 @@
 """The trainer-side forward pass: log-probs and entropy of response tokens.
 
-The source of truth for the loss (DESIGN.md): rollout engines only sample. Padding is
+The source of truth for the loss (docs/design.md): rollout engines only sample. Padding is
 trimmed first (prompt columns that are padding in every row, response columns past the
 longest response), positions are counted from the first real token like `generate` does,
 and only the logits that predict response tokens are computed.

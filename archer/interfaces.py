@@ -1,4 +1,4 @@
-"""The small Protocols every component satisfies (DESIGN.md, Contract).
+"""The small Protocols every component satisfies (docs/design.md, "Contract").
 
 Any object with the right call signature works; `_target_` in a config picks the class.
 """

@@ -1,4 +1,4 @@
-"""Evaluation and diagnostic metrics (PAPER.md sections 4 and 6).
+"""Evaluation and diagnostic metrics (docs/paper.md).
 
 - `pass_at_k`: the unbiased estimator of Chen et al. (2021), numerically stable.
 - `avg_at_k`: mean score over a problem's k samples (the paper's avg@K).

@@ -1,4 +1,4 @@
-"""ArcherModule: the RL step as a LightningModule (DESIGN.md, "One RL step").
+"""ArcherModule: the RL step as a LightningModule (docs/design.md, "One RL step").
 
 The module owns the policy and the frozen reference model and composes injected
 components; `training_step` reads like the algorithm. Manual optimization: one RL step
@@ -22,17 +22,17 @@ import torch
 from torch import Tensor
 
 from archer.classifiers import NoTokenClassifier
+from archer.config_checks import ConfigError
 from archer.data.stream import PromptStream, StepLoader
 from archer.experience import Experience, collect_experience
 from archer.forward import response_logprobs
-from archer.rl_schedule import RLSchedule
+from archer.group_filters import KeepAllGroups, NoOverlongHandling
 from archer.rollout.base import logprob_gap
-from archer.sampling import KeepAllGroups, NoOverlongHandling
-from archer.step_report import rollout_metrics, text_sample
+from archer.schedules import RLSchedule
+from archer.step_logging import rollout_metrics, text_sample
 from archer.thresholds import fits_mini_batches, gather_across_ranks, mini_batch_thresholds
 from archer.timing import PhaseTimer
 from archer.types import LossOutput, PolicyBatch, Sample, TokenStats
-from archer.validation import ConfigError
 from archer.verifiers.runner import ScoringRunner
 
 __all__ = ["ArcherModule", "RLSchedule"]  # RLSchedule: kept importable from here (conf/train.yaml)
@@ -47,7 +47,7 @@ class ArcherModule(L.LightningModule):
         template: prompt template, `template.encode(sample, tokenizer) -> list[int]`.
         prompts: which prompts each step trains on.
         rollout: rollout engine (`generate`, `sync_weights`, `temperature`, `max_new_tokens`).
-        verifier, classifier, constraint, advantage: the components (DESIGN.md, Contract).
+        verifier, classifier, constraint, advantage: the components (docs/design.md, "Contract").
         schedule: the shape of one RL step.
         optimizer: `params -> Optimizer` (a `_partial_` config).
         scheduler: `optimizer -> LR scheduler`, or None; stepped after every optimizer step, or

@@ -1,4 +1,4 @@
-"""Pure tensor maths of the Archer loss family (PAPER.md section 2).
+"""Pure tensor maths of the Archer loss family (docs/paper.md).
 
 Tensors and floats in, tensors out: no config objects, no `.item()`, no distributed calls.
 
@@ -96,7 +96,7 @@ def token_logprobs_and_entropy(
     Args:
         logits: [..., V] in any float dtype; the logits that predict `tokens`.
         tokens: long [...], the sampled tokens.
-        temperature: the sampling temperature T; logits are divided by it (PAPER.md eq. H).
+        temperature: the sampling temperature T; logits are divided by it (docs/paper.md).
         chunk_rows: rows processed at once in float32 (default: as many as fit in
             `CHUNK_BYTES`); peak extra memory is a few chunks, independent of the batch size.
 
@@ -161,7 +161,7 @@ def clipped_surrogate(
     eps_high: Tensor | float,
     dual_clip: float | None = 10.0,
 ) -> dict[str, Tensor]:
-    """PPO's clipped surrogate with per-token ranges and the dual clip (PAPER.md section 2).
+    """PPO's clipped surrogate with per-token ranges and the dual clip (docs/paper.md).
 
         r = exp(clamp(log pi - log pi_old, -20, 20))
         l = max(-A r, -A clip(r, 1 - eps_low, 1 + eps_high))

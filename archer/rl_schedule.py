@@ -1,70 +1,10 @@
-"""RLSchedule: the shape of one RL step (`rl:` in conf/train.yaml)."""
+"""Deprecated location of `RLSchedule` (now in archer/schedules.py); kept for saved run configs
+whose `rl._target_` names `archer.rl_schedule.RLSchedule`."""
 
-from __future__ import annotations
+import warnings
 
-from dataclasses import dataclass
+from archer.schedules import RLSchedule
 
-from archer.validation import ConfigError, check_choice
+warnings.warn("archer.rl_schedule is deprecated: use archer.schedules.RLSchedule", DeprecationWarning, stacklevel=2)
 
-
-@dataclass(frozen=True)
-class RLSchedule:
-    """The shape of one RL step (PAPER.md section 4 for the paper's values).
-
-    Args:
-        steps: RL steps to run (each: one rollout, several optimizer steps).
-        prompts_per_step: prompts (groups) per rollout.
-        samples_per_prompt: G, responses per prompt.
-        ppo_epochs: passes over the rollout (the clip ranges only matter after the first
-            optimizer step, when the policy has moved off the rollout policy).
-        mini_batch_prompts: prompts per optimizer step; must divide prompts_per_step.
-        micro_batch_size: sequences per forward/backward (gradient accumulation).
-        entropy_source: "current" (reference code: recomputed in every micro-batch) or
-            "old" (computed once per rollout, before any update).
-        grad_clip: max global grad norm.
-        log_text_every: every N steps a TensorBoard text sample with classes marked (0: never).
-        reuse_update_logprobs: when a step is one on-policy optimizer step (1 PPO epoch, 1
-            mini-batch, 1 phase, current entropy), take the old log-probs from the update pass
-            (detached) instead of a separate no-grad pass: the same numbers, one forward less.
-        share_prompt_forward: run each prompt once per micro-batch and share its key/value
-            cache with the group's responses (archer/forward.py; exact, used when it saves
-            at least a quarter of the tokens).
-        loss_denominator: the response count per-response aggregations divide by: "actual"
-            (the responses the mini-batch really holds, across ranks) or "nominal"
-            (mini_batch_prompts x samples_per_prompt, as the reference: a mini-batch thinned by
-            dynamic sampling then takes a proportionally smaller step).
-    """
-
-    steps: int = 40
-    prompts_per_step: int = 16
-    samples_per_prompt: int = 8
-    ppo_epochs: int = 2
-    mini_batch_prompts: int = 8
-    micro_batch_size: int = 64
-    entropy_source: str = "current"
-    grad_clip: float = 1.0
-    log_text_every: int = 10
-    reuse_update_logprobs: bool = True
-    share_prompt_forward: bool = True
-    loss_denominator: str = "actual"
-
-    def __post_init__(self):
-        for key in ("steps", "prompts_per_step", "samples_per_prompt", "ppo_epochs", "mini_batch_prompts", "micro_batch_size"):
-            if getattr(self, key) < 1:
-                raise ConfigError(f"rl.{key} must be >= 1, got {getattr(self, key)}")
-        if self.prompts_per_step % self.mini_batch_prompts:
-            raise ConfigError(
-                f"rl.mini_batch_prompts ({self.mini_batch_prompts}) must divide rl.prompts_per_step "
-                f"({self.prompts_per_step}); e.g. set rl.mini_batch_prompts={_largest_divisor(self.prompts_per_step, self.mini_batch_prompts)}"
-            )
-        check_choice("rl.entropy_source", self.entropy_source, ("current", "old"))
-        check_choice("rl.loss_denominator", self.loss_denominator, ("actual", "nominal"))
-
-    @property
-    def nominal_responses(self) -> int:
-        """Responses a full mini-batch holds (all ranks together)."""
-        return self.mini_batch_prompts * self.samples_per_prompt
-
-
-def _largest_divisor(n: int, at_most: int) -> int:
-    return max(d for d in range(1, min(n, at_most) + 1) if n % d == 0)
+__all__ = ["RLSchedule"]

@@ -30,8 +30,9 @@ from omegaconf.errors import MissingMandatoryValue
 
 from archer.callbacks import RLStepCheckpoint, ValidationLoop
 from archer.cli import run_or_exit
+from archer.config_checks import ConfigError
 from archer.data import DataError, PromptStream, load_benchmark
-from archer.heldout import evaluate_heldout
+from archer.evaluation import evaluate_heldout
 from archer.models import (
     DTYPES,
     TinyModelConfig,
@@ -42,7 +43,6 @@ from archer.models import (
     save_pretrained,
 )
 from archer.module import ArcherModule
-from archer.validation import ConfigError
 from archer.verifiers import ScoringRunner
 from archer.warmup import WarmupConfig, supervised_warmup
 

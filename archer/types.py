@@ -1,4 +1,4 @@
-"""Frozen dataclasses passed between components (DESIGN.md, "Contract").
+"""Frozen dataclasses passed between components (docs/design.md, "Contract").
 
 Shapes use N for sequences (responses) in a batch and T for response tokens (right-padded).
 Every mask is a bool tensor whose name says what is True.

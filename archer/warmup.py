@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
+from archer.config_checks import ConfigError
 from archer.schedules import warmup_cosine
 from archer.types import Sample
-from archer.validation import ConfigError
 
 
 @dataclass(frozen=True)

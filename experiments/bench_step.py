@@ -37,6 +37,7 @@ from archer.advantages import GRPOAdvantage
 from archer.classifiers import ResponseQuantileClassifier
 from archer.constraints import DualTokenConstraint, UniformConstraint
 from archer.data import PlainTemplate, PromptStream, SyntheticArithmetic
+from archer.group_filters import KeepAllGroups, NoOverlongHandling
 from archer.models import (
     TinyModelConfig,
     build_char_tokenizer,
@@ -45,9 +46,8 @@ from archer.models import (
     save_pretrained,
 )
 from archer.module import ArcherModule
-from archer.rl_schedule import RLSchedule
 from archer.rollout import HFRolloutEngine, LeanRolloutEngine
-from archer.sampling import KeepAllGroups, NoOverlongHandling
+from archer.schedules import RLSchedule
 from archer.verifiers import ArithmeticVerifier, ScoringRunner
 
 LR = 1e-5

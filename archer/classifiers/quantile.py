@@ -1,4 +1,4 @@
-"""Entropy-quantile token classifiers (PAPER.md section 2; the 80/20 paper's batch variant).
+"""Entropy-quantile token classifiers (docs/paper.md; the 80/20 paper's batch variant).
 
 A token is high-entropy (reasoning) when its entropy is strictly above the rho-quantile of
 its reference set; ties go to the low-entropy (knowledge) class. The quantile uses linear
@@ -15,8 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from archer.config_checks import ConfigError, check_open_unit
 from archer.types import TokenStats
-from archer.validation import ConfigError, check_open_unit
 
 
 def _interpolated_quantile(sorted_values: Tensor, counts: Tensor, quantile: float) -> Tensor:

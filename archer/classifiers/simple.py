@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from archer.config_checks import check_open_unit
 from archer.types import TokenStats
-from archer.validation import check_open_unit
 
 
 class LowProbabilityClassifier:

@@ -1,4 +1,4 @@
-"""Constraint strategies: `constraint(PolicyBatch) -> LossOutput` (DESIGN.md, Contract)."""
+"""Constraint strategies: `constraint(PolicyBatch) -> LossOutput` (docs/design.md, "Contract")."""
 
 from archer.constraints.base import ClippedPolicyConstraint
 from archer.constraints.dual_token import DualTokenConstraint, TokenClassConstraint

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from torch import Tensor
 
 from archer import ops
+from archer.config_checks import ConfigError, check_choice, check_non_negative
 from archer.types import LossOutput, PolicyBatch
-from archer.validation import ConfigError, check_choice, check_non_negative
 
 
 class ClippedPolicyConstraint:

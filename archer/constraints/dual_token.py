@@ -1,8 +1,8 @@
-"""Archer: one joint loss, two constraints by token class (PAPER.md sections 1-3).
+"""Archer: one joint loss, two constraints by token class (docs/paper.md).
 
 High-entropy (reasoning) tokens get a wide clip and no KL so they can explore; low-entropy
 (knowledge) tokens get a tight clip and a KL pull toward the reference so they stay stable.
-Defaults are the released run's (PAPER.md section 4): 0.5/0.5 and beta 0 for reasoning
+Defaults are the released run's (docs/paper.md): 0.5/0.5 and beta 0 for reasoning
 tokens, 0.2/0.2 and beta 0.001 for knowledge tokens, dual clip 10, k3 KL, and the
 reference's effective aggregation: each response's token mean, averaged over responses
 (every response weighs the same whatever its length; the paper's text says token mean).
@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 
 from archer import ops
+from archer.config_checks import ConfigError, check_choice, check_non_negative
 from archer.constraints.base import ClippedPolicyConstraint, check_eps
 from archer.types import LossOutput, PolicyBatch
-from archer.validation import ConfigError, check_choice, check_non_negative
 
 KL_NORMALIZATIONS = ("per_class", "global")
 
@@ -34,7 +34,7 @@ class TokenClassConstraint:
     """The constraint one token class gets.
 
     Args:
-        eps_low, eps_high: clip range 1 - eps_low .. 1 + eps_high (PAPER.md eps_it).
+        eps_low, eps_high: clip range 1 - eps_low .. 1 + eps_high (docs/paper.md's epsilon).
         kl_coef: beta_it, the weight of this class's KL to the reference.
     """
 

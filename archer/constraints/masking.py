@@ -1,4 +1,4 @@
-"""Isolation baselines that Archer argues against (PAPER.md sections 1 and 6).
+"""Isolation baselines that Archer argues against (docs/paper.md).
 
 - `EntropyMaskConstraint` (the 80/20 paper, arXiv 2506.01939): policy gradient only on
   high-entropy tokens; low-entropy tokens get none, but still count in the denominators.

@@ -1,4 +1,4 @@
-"""GRPO / DAPO: every token gets the same clip range and KL coefficient (PAPER.md section 6).
+"""GRPO / DAPO: every token gets the same clip range and KL coefficient (docs/paper.md).
 
 `conf/constraint/grpo.yaml` (clip 0.2, KL 0.001) and `dapo.yaml` (clip-higher 0.2/0.28, no
 KL) are two configs of this one class.
@@ -7,9 +7,9 @@ KL) are two configs of this one class.
 from __future__ import annotations
 
 from archer import ops
+from archer.config_checks import check_non_negative
 from archer.constraints.base import ClippedPolicyConstraint, check_eps
 from archer.types import LossOutput, PolicyBatch
-from archer.validation import check_non_negative
 
 
 class UniformConstraint(ClippedPolicyConstraint):

@@ -11,8 +11,8 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 
+from archer.config_checks import ConfigError
 from archer.types import Sample
-from archer.validation import ConfigError
 
 
 class PromptStream:

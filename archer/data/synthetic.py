@@ -14,8 +14,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from archer.config_checks import ConfigError
 from archer.types import Sample
-from archer.validation import ConfigError
 
 
 def solve_chain(terms: list[int], rng: random.Random | None = None, slip_rate: float = 0.0) -> tuple[str, int]:

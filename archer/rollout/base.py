@@ -8,7 +8,7 @@ import copy
 import torch
 from torch import Tensor
 
-from archer.validation import ConfigError
+from archer.config_checks import ConfigError
 
 
 def sampling_view(engine, **settings):

@@ -21,9 +21,9 @@ from torch import Tensor
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 from transformers.generation.stopping_criteria import StopStringCriteria
 
+from archer.config_checks import ConfigError, check_positive
 from archer.rollout.base import inference_precision, sampling_view
 from archer.types import RolloutBatch
-from archer.validation import ConfigError, check_positive
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

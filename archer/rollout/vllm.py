@@ -25,10 +25,10 @@ from types import SimpleNamespace
 import torch
 from torch import Tensor
 
+from archer.config_checks import ConfigError, check_positive
 from archer.rollout.base import sampling_view
 from archer.rollout.hf import left_pad
 from archer.types import RolloutBatch
-from archer.validation import ConfigError, check_positive
 
 INSTALL = 'pip install "archer-rlvr[vllm]"'
 # Prefixes that wrappers (Lightning, DDP, FSDP, activation checkpointing) add to parameter names.

@@ -35,8 +35,8 @@ import json
 import random
 import time
 
+from archer.config_checks import ConfigError, check_choice, check_non_negative, check_positive
 from archer.types import Sample
-from archer.validation import ConfigError, check_choice, check_non_negative, check_positive
 from archer.verifiers.checks import AssertPlan, CandidateFailed, OutOfTime, run_check
 from archer.verifiers.extract import after_think, last_code_block
 from archer.verifiers.sandbox import ISOLATION_CHOICES, CallSession, Limits, bubblewrap, run_program

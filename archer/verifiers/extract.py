@@ -1,4 +1,4 @@
-"""Answer extraction shared by verifiers (PAPER.md section 3, "Rewards")."""
+"""Answer extraction shared by verifiers (docs/paper.md, "How the reference code behaves")."""
 
 from __future__ import annotations
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import threading
 
+from archer.config_checks import check_positive
 from archer.types import Sample
-from archer.validation import check_positive
 from archer.verifiers.answer_forms import (
     as_number,
     has_variables,

@@ -24,8 +24,8 @@ import weakref
 from multiprocessing.connection import Connection, wait
 from typing import TYPE_CHECKING
 
+from archer.config_checks import ConfigError, check_positive
 from archer.types import Sample
-from archer.validation import ConfigError, check_positive
 
 if TYPE_CHECKING:
     import torch

@@ -42,7 +42,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-from archer.validation import ConfigError
+from archer.config_checks import ConfigError
 from archer.verifiers.boundary import plain
 
 # On every sandbox command line, so tests (and users) can find stray processes.
@@ -106,15 +106,19 @@ class _Process:
                   "memory_bytes": limits.memory_mb << 20, "cpu_seconds": int(limits.cpu_seconds),
                   "file_bytes": int(limits.max_output_bytes), "threads": int(limits.max_threads)}
         keep = [request_read, reply_write]
-        if isolation == "none_trusted_code_only":
-            command = _unconfined_command(config, packages)
-        else:
-            setup = bubblewrap() if isolation == "bubblewrap" else isolation
-            command, seccomp_fd = setup.command(config, limits, packages)
-            keep.append(seccomp_fd)
         try:
+            if isolation == "none_trusted_code_only":
+                command = _unconfined_command(config, packages)
+            else:
+                setup = bubblewrap() if isolation == "bubblewrap" else isolation
+                command, seccomp_fd = setup.command(config, limits, packages)
+                keep.append(seccomp_fd)
             self.process = subprocess.Popen(command, stdin=stdin_fd, stdout=self.stdout, stderr=self.stderr,
                                             pass_fds=keep, start_new_session=True, close_fds=True, env=_ENV)
+        except BaseException:
+            for fd in (self.requests, self.replies, self.stdout, self.stderr):
+                os.close(fd)
+            raise
         finally:
             for fd in keep + [stdin_fd]:
                 os.close(fd)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ablation sweep of PAPER.md section 6 on the CPU default task: 9 strategies x 3 seeds,
+# The ablation sweep of docs/paper.md on the CPU default task: 9 strategies x 3 seeds,
 # every run on the same budget (the default: 60 RL steps x 32 prompts x 8 samples, 32 new
 # tokens, the same warm-up per seed, shared through model.warmup_cache).
 #

@@ -68,7 +68,7 @@ def test_interrupted_evaluation_resumes_to_the_same_results(tmp_path):
 def test_resuming_with_other_settings_is_refused(tmp_path):
     overrides = ["suite=smoke", "only=[aime2024]", "suite.benchmarks.aime2024.limit=1", "suite.sampling.max_new_tokens=4"]
     evaluate(compose_eval(overrides), tmp_path)
-    from archer.validation import ConfigError
+    from archer.config_checks import ConfigError
 
     with pytest.raises(ConfigError, match="changed: seed"):
         evaluate(compose_eval([*overrides, "seed=1"]), tmp_path)

@@ -9,9 +9,9 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from archer.config_checks import ConfigError
 from archer.data import DataError
 from archer.export import export_checkpoint
-from archer.validation import ConfigError
 from tests.integration.conftest import FAST
 
 

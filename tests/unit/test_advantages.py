@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from archer.advantages import DrGRPOAdvantage, GRPOAdvantage, RLOOAdvantage
-from archer.validation import ConfigError
+from archer.config_checks import ConfigError
 
 # group 0: one success in four; group 1: all equal; group 2: a single response
 REWARDS = torch.tensor([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0])

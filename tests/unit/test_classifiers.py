@@ -12,8 +12,8 @@ from archer.classifiers import (
     ResponseQuantileClassifier,
 )
 from archer.classifiers.quantile import row_quantile
+from archer.config_checks import ConfigError
 from archer.types import TokenStats
-from archer.validation import ConfigError
 
 # Row 0: 5 valid tokens; row 1: all equal; row 2: one token; row 3: empty (all padding).
 ENTROPY = torch.tensor(

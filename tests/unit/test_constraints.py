@@ -7,6 +7,7 @@ import torch
 
 from archer import ops
 from archer.classifiers import ResponseQuantileClassifier
+from archer.config_checks import ConfigError
 from archer.constraints import (
     DualTokenConstraint,
     EntropyMaskConstraint,
@@ -15,7 +16,6 @@ from archer.constraints import (
     UniformConstraint,
 )
 from archer.types import PolicyBatch, TokenStats
-from archer.validation import ConfigError
 
 
 def random_batch(n=6, t=7, seed=0, with_classes=True):

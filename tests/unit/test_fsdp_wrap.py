@@ -7,8 +7,8 @@ from hydra import compose, initialize_config_dir
 from lightning.pytorch.strategies import FSDPStrategy
 from transformers import LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
+from archer.config_checks import ConfigError
 from archer.train import config_dir, strategy_override
-from archer.validation import ConfigError
 
 SIZES = dict(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=3, num_attention_heads=2,
              num_key_value_heads=1)

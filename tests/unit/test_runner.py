@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from archer.config_checks import ConfigError
 from archer.types import Sample
-from archer.validation import ConfigError
 from archer.verifiers import ArithmeticVerifier, CodeVerifier, MathVerifier, ScoringRunner
 from tests.doubles import MisbehavingVerifier
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from archer.experience import collect_experience
-from archer.sampling import (
+from archer.group_filters import (
     DropUniformGroups,
     KeepAllGroups,
     NoOverlongHandling,

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from archer.validation import ConfigError
+from archer.config_checks import ConfigError
 from archer.verifiers import CodeVerifier, sandbox
 from archer.verifiers.sandbox import CallSession, IsolationUnavailable, Limits, run_program
 

@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from archer.config_checks import ConfigError
 from archer.models import build_char_tokenizer
 from archer.rollout.base import logprob_gap
 from archer.rollout.vllm import (
@@ -17,7 +18,6 @@ from archer.rollout.vllm import (
     sampling_kwargs,
     vllm_weight_name,
 )
-from archer.validation import ConfigError
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 
