@@ -3,36 +3,78 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import lightning as L
+import torch
+
+from archer.config_checks import ConfigError
+from archer.module import REFERENCE_FILE
 
 
 class RLStepCheckpoint(L.Callback):
-    """Save `step-XXXXXX.ckpt` and `last.ckpt` every N RL steps and at the end.
+    """Save `step-XXXXXX.ckpt` every N RL steps, at the end, and when the run is stopped early
+    (SIGTERM); `last.ckpt` is a hard link to the newest (no second write).
 
     Lightning's ModelCheckpoint counts optimizer steps, of which one RL step makes many;
-    this one counts RL steps, the unit users reason in.
+    this one counts RL steps, the unit users reason in. Checkpoints hold the policy and the
+    optimizer state; the frozen reference model, which never changes, is written once beside
+    them (`reference.pt`). Files are written aside and renamed, so a run killed while saving
+    never leaves half a checkpoint.
 
     Args:
         dirpath: where checkpoints go.
         every_n_steps: save period in RL steps (0: only at the end).
+        keep_last: keep this many step checkpoints, deleting older ones (0: keep all).
     """
 
-    def __init__(self, dirpath: str | Path, every_n_steps: int = 0):
-        self.dirpath, self.every_n_steps = Path(dirpath), int(every_n_steps)
+    def __init__(self, dirpath: str | Path, every_n_steps: int = 0, keep_last: int = 0):
+        if keep_last < 0:
+            raise ConfigError(f"checkpoint.keep_last must be >= 0 (0 keeps every step checkpoint), got {keep_last}")
+        self.dirpath, self.every_n_steps, self.keep_last = Path(dirpath), int(every_n_steps), int(keep_last)
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:  # one epoch = one RL step
         step = pl_module.rl_step
-        if step == pl_module.schedule.steps or (self.every_n_steps and step % self.every_n_steps == 0):
-            self.dirpath.mkdir(parents=True, exist_ok=True)
-            for name in (f"step-{step:06d}.ckpt", "last.ckpt"):
-                # written aside, then renamed: a run killed while saving never leaves half a file
-                partial = self.dirpath / f".{name}.partial"
-                trainer.save_checkpoint(partial, weights_only=False)
-                if trainer.is_global_zero:
-                    os.replace(partial, self.dirpath / name)
-            trainer.strategy.barrier()
+        if (step == pl_module.schedule.steps or trainer.should_stop
+                or (self.every_n_steps and step % self.every_n_steps == 0)):
+            self.save(trainer, pl_module, step)
+
+    def save(self, trainer, pl_module, step: int) -> Path:
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        reference = self.dirpath / REFERENCE_FILE
+        if pl_module.reference is not None and trainer.is_global_zero and not reference.exists():
+            _atomic(reference, lambda path: torch.save(pl_module.reference.state_dict(), path))
+        target = self.dirpath / f"step-{step:06d}.ckpt"
+        partial = self.dirpath / f".{target.name}.partial"
+        trainer.save_checkpoint(partial, weights_only=False)  # every rank takes part (sharded states)
+        if trainer.is_global_zero:
+            os.replace(partial, target)
+            _atomic(self.dirpath / "last.ckpt", lambda path: _link_or_copy(target, path))
+            self._prune()
+        trainer.strategy.barrier()
+        return target
+
+    def _prune(self) -> None:
+        if not self.keep_last:
+            return
+        steps = sorted(self.dirpath.glob("step-*.ckpt"))
+        for old in steps[: -self.keep_last]:
+            old.unlink(missing_ok=True)  # last.ckpt is its own link to the newest
+
+
+def _atomic(final: Path, write) -> None:
+    partial = final.with_name(f".{final.name}.partial")
+    partial.unlink(missing_ok=True)
+    write(partial)
+    os.replace(partial, final)
+
+
+def _link_or_copy(source: Path, destination: Path) -> None:
+    try:
+        os.link(source, destination)
+    except OSError:  # a file system without hard links
+        shutil.copyfile(source, destination)
 
 
 class ValidationLoop(L.Callback):

@@ -120,10 +120,11 @@ def collect_experience(
             break
         prompts = refill(attempt, target - kept_groups)
     seen = torch.cat(all_scores)
-    metrics.update({
-        "train/reward": seen.mean().item(),
-        "train/accuracy": (seen == 1).float().mean().item(),
-        "train/groups_filtered": 1.0 - kept_groups / generated_groups,
+    metrics.update({  # means carry their weights (archer/distributed.py): responses, groups
+        "train/reward": seen.mean().item(), "train/reward@weight": float(seen.numel()),
+        "train/accuracy": (seen == 1).float().mean().item(), "train/accuracy@weight": float(seen.numel()),
+        "train/scored_responses": float(seen.numel()),
+        "train/groups_filtered": 1.0 - kept_groups / generated_groups, "train/groups_filtered@weight": float(generated_groups),
         "train/generation_rounds": float(attempt + 1),
     })
     if not parts:

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import copy
 import itertools
+import signal
+import threading
 import time
-from collections import defaultdict
 from collections.abc import Callable
+from pathlib import Path
 
 import lightning as L
 import torch
@@ -24,18 +26,22 @@ from torch import Tensor
 from archer.classifiers import NoTokenClassifier
 from archer.config_checks import ConfigError
 from archer.data.stream import PromptStream, StepLoader
+from archer.distributed import Collectives, reduce_across_ranks
 from archer.experience import Experience, collect_experience
 from archer.forward import response_logprobs
 from archer.group_filters import KeepAllGroups, NoOverlongHandling
 from archer.rollout.base import logprob_gap
 from archer.schedules import RLSchedule
 from archer.step_logging import rollout_metrics, text_sample
-from archer.thresholds import fits_mini_batches, gather_across_ranks, mini_batch_thresholds
+from archer.thresholds import fits_mini_batches, mini_batch_thresholds
 from archer.timing import PhaseTimer
-from archer.types import LossOutput, PolicyBatch, Sample, TokenStats
+from archer.types import Sample, TokenStats
+from archer.update import PolicyUpdate, StepInputs
 from archer.verifiers.runner import ScoringRunner
 
-__all__ = ["ArcherModule", "RLSchedule"]  # RLSchedule: kept importable from here (conf/train.yaml)
+__all__ = ["ArcherModule", "RLSchedule"]
+# the frozen reference's weights, written once per run next to its checkpoints
+REFERENCE_FILE = "reference.pt"  # RLSchedule: kept importable from here (conf/train.yaml)
 
 
 class ArcherModule(L.LightningModule):
@@ -90,6 +96,9 @@ class ArcherModule(L.LightningModule):
         self.clock = time.perf_counter()
         # record each phase's peak memory (memory/<phase>_peak_mb); benchmarks turn it on
         self.track_memory = False
+        # why the run ended early (a SIGTERM), and the checkpoint it resumed from (for the reference)
+        self.stopped_by: str | None = None
+        self.resume_path: Path | None = None
 
     # ----------------------------------------------------------------- the RL step
 
@@ -105,43 +114,43 @@ class ArcherModule(L.LightningModule):
             score=lambda texts, samples: self._score(texts, samples, timer, f"{step}/{next(rounds)}"),
             group_filter=self.group_filter,
             overlong=self.overlong,
-            refill=lambda attempt, count: self.prompts.refill(step, attempt, count),
+            refill=lambda attempt, count: self.prompts.refill(step, attempt, count, self.global_rank,
+                                                              self.trainer.world_size),
             max_new_tokens=self.rollout.max_new_tokens,
             pad_id=self.tokenizer.pad_token_id,
         )
+        inputs = StepInputs(experience, None, None, None, None, None, self._mini_batches(experience))
         if experience is not None:
             # 4. advantages, one per response
-            advantages = self.advantage(experience.rewards, experience.rollout.group_ids).to(self.device)
+            inputs.advantages = self.advantage(experience.rewards, experience.rollout.group_ids).to(self.device)
             # 5. no-grad pass: old log-probs and entropy (skipped when the update is one on-policy
             # step: old = current, detached); reference log-probs if a KL is used
             skip_old = self._single_on_policy_update(experience)
             with timer("old_ref"):
-                old_logprobs, old_entropy = (None, None) if skip_old else self._no_grad_logprobs(self.policy, experience)
-                ref_logprobs = self._no_grad_logprobs(self.reference, experience)[0] if self.reference else None
-            # 6. classify: batch/group thresholds fitted on whole mini-batches (old policy); classes
-            # fixed now (entropy_source=old) or per micro-batch from the current policy
-            mini_batches = self._mini_batches(experience)
-            thresholds = self._fit_thresholds(experience, old_entropy, old_logprobs, mini_batches)
-            fixed_classes = None
-            if s.entropy_source == "old":
-                fixed_classes = self._classify(old_entropy, old_logprobs, experience.loss_mask, experience.rollout.group_ids,
-                                               thresholds)
-            # 7. update: PPO epochs x mini-batches x constraint phases, micro-batch accumulation
-            with timer("update"):
-                metrics |= self._update(step, experience, advantages, old_logprobs, ref_logprobs, fixed_classes,
-                                        thresholds, mini_batches)
-            metrics |= rollout_metrics(experience, advantages, sum(timer.seconds.values()))
+                inputs.old_logprobs, old_entropy = (None, None) if skip_old else self._no_grad_logprobs(self.policy, experience)
+                inputs.ref_logprobs = self._no_grad_logprobs(self.reference, experience)[0] if self.reference else None
+        # 6. classify: batch/group thresholds fitted on whole mini-batches (old policy, all ranks);
+        # classes fixed now (entropy_source=old) or per micro-batch from the current policy
+        inputs.thresholds = self._fit_thresholds(experience, old_entropy if experience else None, inputs)
+        if experience is not None and s.entropy_source == "old":
+            inputs.fixed_classes = self._classify(old_entropy, inputs.old_logprobs, experience.loss_mask,
+                                                  experience.rollout.group_ids, inputs.thresholds)
+        # 7. update: PPO epochs x mini-batches x constraint phases, micro-batch accumulation (every
+        # rank takes part, with or without groups of its own)
+        with timer("update"):
+            metrics |= self._update(step, inputs)
+        if experience is not None:
+            metrics |= rollout_metrics(experience, inputs.advantages, sum(timer.seconds.values()))
             if experience.rollout.engine_logprobs is not None:  # vLLM: did the weight sync work?
-                metrics["rollout/logprob_gap"] = logprob_gap(experience.rollout, old_logprobs)
-            self._log_text_sample(step, experience, fixed_classes, thresholds)
-        elif self.trainer.world_size > 1:
-            self._join_update()  # every group of this rank was filtered out: take part in the others' steps
+                metrics["rollout/logprob_gap"] = logprob_gap(experience.rollout, inputs.old_logprobs)
+            self._log_text_sample(step, experience, inputs.fixed_classes, inputs.thresholds)
         if self.lr_schedulers() is not None and self._lr_unit == "rl_step":
             self.lr_schedulers().step()  # the reference's unit: once per RL step, after its updates
         # 8. sync weights to the rollout engine and log
         self.rollout.sync_weights(self.policy)
         self.rl_step = step + 1
         self._log(metrics | timer.metrics(), experience)
+        self._stop_if_terminated()
 
     # ----------------------------------------------------------------- pieces of the step
 
@@ -204,109 +213,36 @@ class ArcherModule(L.LightningModule):
         any rank has), since each mini-batch's optimizer step is a collective."""
         local_size = self.schedule.mini_batch_prompts // self.trainer.world_size
         local = -(-exp.num_groups // local_size) if exp is not None else 0
-        count = int(self._global_max(torch.tensor(local, device=self.device)))
+        count = int(self.collectives.max(torch.tensor(float(local)), "mini-batch count").item())
         if exp is None:
             return [torch.zeros(0, dtype=torch.long)] * count
         groups = exp.rollout.group_ids
         return [((groups >= first) & (groups < first + local_size)).nonzero().flatten()
                 for first in range(0, count * local_size, local_size)]
 
-    def _fit_thresholds(self, exp: Experience | None, entropy, logprobs, mini_batches) -> Tensor | None:
+    def _fit_thresholds(self, exp: Experience | None, entropy, inputs: StepInputs) -> Tensor | None:
         if not fits_mini_batches(self.classifier):
             return None
-        gather = gather_across_ranks(self.all_gather, self.trainer.world_size)
+
+        def gather(values: Tensor) -> Tensor:
+            return self.collectives.gather(values, "entropy thresholds")
+
         if exp is None:  # a rank with no groups still takes part in the gathers
             empty = torch.zeros(0, 1, device=self.device)
             return mini_batch_thresholds(self.classifier, empty, empty, empty.bool(), torch.zeros(0, dtype=torch.long),
-                                         mini_batches, gather)
-        return mini_batch_thresholds(self.classifier, entropy, logprobs, exp.loss_mask.to(entropy.device),
-                                     exp.rollout.group_ids, mini_batches, gather)
+                                         inputs.mini_batches, gather)
+        return mini_batch_thresholds(self.classifier, entropy, inputs.old_logprobs, exp.loss_mask.to(entropy.device),
+                                     exp.rollout.group_ids, inputs.mini_batches, gather)
 
-    def _update(self, step, exp: Experience, advantages, old_logprobs, ref_logprobs, fixed_classes, thresholds,
-                mini_batches) -> dict[str, float]:
-        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
-        loss_mask = exp.loss_mask.to(self.device)
-        collected: dict[str, list[Tensor]] = defaultdict(list)
-        groups = exp.rollout.group_ids
-        for epoch in range(self.schedule.ppo_epochs):
-            for rows in mini_batches:
-                first = int(groups[rows[0]]) if len(rows) else -1
-                # global denominators: the whole mini-batch, across micro-batches and ranks
-                num_tokens = self._global_sum(loss_mask[rows].sum())
-                num_sequences = self._global_sum(loss_mask[rows].any(-1).sum())
-                if self.schedule.loss_denominator == "nominal":  # the reference: a thinned mini-batch steps less
-                    num_sequences = torch.full_like(num_sequences, float(self.schedule.nominal_responses))
-                for phase in self.constraint.phases:
-                    optimizer.zero_grad()
-                    losses = []  # checked once before the optimizer step: one GPU sync, not one per micro-batch
-                    if len(rows) == 0:  # this rank has no groups left in the mini-batch: join the sync
-                        self.manual_backward(sum(p.sum() for p in self.policy.parameters() if p.requires_grad) * 0.0)
-                    for micro in self._micro_batches(rows):
-                        logprobs, entropy = self._forward(self.policy, exp, micro)
-                        classes = fixed_classes[micro] if fixed_classes is not None else self._classify(
-                            entropy, logprobs, loss_mask[micro], groups[micro],
-                            None if thresholds is None else thresholds[micro.to(thresholds.device)])
-                        old = logprobs.detach() if old_logprobs is None else old_logprobs[micro]
-                        batch = PolicyBatch(logprobs, old, None if ref_logprobs is None else ref_logprobs[micro],
-                                            advantages[micro], loss_mask[micro], classes, num_tokens, num_sequences, entropy)
-                        out = phase(batch)
-                        losses.append((out, batch))
-                        # DDP/FSDP average gradients over ranks; the loss already has global denominators
-                        self.manual_backward(out.loss * self.trainer.world_size)
-                        for key, value in out.metrics.items():
-                            collected[key].append(value)
-                    if losses and not bool(torch.isfinite(torch.stack([o.loss.detach() for o, _ in losses])).all()):
-                        for out, batch in losses:  # name the first bad micro-batch, before any weight changes
-                            self._check_finite(out, batch, step, epoch, first, phase)
-                    grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.schedule.grad_clip)
-                    collected["train/grad_norm"].append(grad_norm.detach())
-                    optimizer.step()
-                    if scheduler is not None and self._lr_unit == "optimizer_step":
-                        scheduler.step()
-        means = torch.stack([torch.stack(values).float().mean() for values in collected.values()]).tolist()  # one sync
-        metrics = dict(zip(collected, means))
-        metrics["train/lr"] = optimizer.param_groups[0]["lr"]
-        return metrics
+    def _update(self, step: int, inputs: StepInputs) -> dict[str, float]:
+        return PolicyUpdate(self, self.collectives)(step, inputs)
 
-    def _join_update(self) -> None:
-        """The collective calls of steps 6-7 with no data of our own (DDP keeps replicas equal)."""
-        optimizer, scheduler = self.optimizers(), self.lr_schedulers()
-        mini_batches = self._mini_batches(None)
-        self._fit_thresholds(None, None, None, mini_batches)
-        num_mini = len(mini_batches)
-        zero = torch.tensor(0.0, device=self.device)
-        for _epoch in range(self.schedule.ppo_epochs):
-            for _mini in range(num_mini):
-                self._global_sum(zero), self._global_sum(zero)
-                for _phase in self.constraint.phases:
-                    optimizer.zero_grad()
-                    self.manual_backward(sum(p.sum() for p in self.policy.parameters() if p.requires_grad) * 0.0)
-                    torch.nn.utils.clip_grad_norm_(self.policy.parameters(), self.schedule.grad_clip)
-                    optimizer.step()
-                    if scheduler is not None and self._lr_unit == "optimizer_step":
-                        scheduler.step()
-
-    def _check_finite(self, out: LossOutput, batch: PolicyBatch, step, epoch, first_group, phase) -> None:
-        if torch.isfinite(out.loss):
-            return
-        bad = [name for name in ("logprobs", "old_logprobs", "ref_logprobs", "advantages")
-               if getattr(batch, name) is not None and not torch.isfinite(getattr(batch, name)).all()]
-        cause = f"non-finite inputs: {', '.join(bad)}" if bad else "all inputs finite: the constraint's arithmetic overflowed"
-        raise FloatingPointError(
-            f"loss is {out.loss.item()} at RL step {step} (PPO epoch {epoch}, mini-batch from group {first_group}, "
-            f"phase {getattr(phase, 'name', 'main')}) in {type(self.constraint).__name__}; {cause}. Stopping "
-            "before the optimizer step so the weights stay finite; the last checkpoint is intact."
-        )
-
-    def _global_sum(self, value: Tensor) -> Tensor:
-        if self.trainer.world_size > 1:
-            return self.trainer.strategy.reduce(value.float(), reduce_op="sum")
-        return value.float()
-
-    def _global_max(self, value: Tensor) -> Tensor:
-        if self.trainer.world_size > 1:
-            return self.trainer.strategy.reduce(value.float(), reduce_op="max")
-        return value.float()
+    @property
+    def collectives(self) -> Collectives:
+        """Sums, maxima and gathers across ranks, named by phase (identities on one process)."""
+        strategy, world = self.trainer.strategy, self.trainer.world_size
+        return Collectives(lambda t, op: strategy.reduce(t, reduce_op=op), strategy.all_gather, world,
+                           self.global_rank, self.device, lambda: f"at RL step {self.rl_step}")
 
     def setup(self, stage: str) -> None:
         world = self.trainer.world_size
@@ -321,7 +257,7 @@ class ArcherModule(L.LightningModule):
     def _log(self, metrics: dict[str, float], experience) -> None:
         batch_size = experience.rollout.num_responses if experience is not None else 1
         headline = {"train/reward", "train/accuracy"}
-        metrics = self._mean_over_ranks(metrics)
+        metrics = reduce_across_ranks(metrics, self.collectives, self._gather_keys)
         self.last_metrics = metrics
         # One call per logger, at the RL step: Lightning's per-key self.log() costs ~0.6 ms a key,
         # which with ~50 keys was 15% of a tiny-model step. Loggers write on rank zero only.
@@ -330,20 +266,13 @@ class ArcherModule(L.LightningModule):
         for key in headline & metrics.keys():  # the progress bar
             self.log(key, metrics[key], on_step=True, prog_bar=True, logger=False, batch_size=batch_size)
 
-    def _mean_over_ranks(self, metrics: dict[str, float]) -> dict[str, float]:
-        """Each metric averaged over the ranks that report it (a rank whose groups were all
-        filtered reports fewer keys, so Lightning's per-key sync_dist could pair them wrongly)."""
-        if self.trainer.world_size == 1:
-            return metrics
+    def _gather_keys(self, keys: list[str]) -> list[list[str]]:
+        """Every rank's metric keys (a rank whose groups were all filtered reports fewer)."""
         import torch.distributed as dist
 
         key_sets: list = [None] * self.trainer.world_size
-        dist.all_gather_object(key_sets, sorted(metrics))
-        keys = sorted(set().union(*key_sets))
-        values = torch.tensor([[float(metrics.get(k, 0.0)), float(k in metrics)] for k in keys], dtype=torch.float64,
-                              device=self.device)
-        values = self._global_sum(values.float()).double()
-        return {k: (v / n).item() for k, (v, n) in zip(keys, values) if n > 0}
+        dist.all_gather_object(key_sets, keys)
+        return key_sets
 
     def _log_text_sample(self, step: int, exp: Experience, classes: Tensor | None, thresholds: Tensor | None) -> None:
         every = self.schedule.log_text_every
@@ -357,6 +286,26 @@ class ArcherModule(L.LightningModule):
                 classes = self._classify(entropy, logprobs, exp.loss_mask[row], exp.rollout.group_ids[row],
                                          None if thresholds is None else thresholds[:1])
         experiment.add_text("sample/response", text_sample(exp, classes, self.tokenizer), global_step=step)
+
+    # ----------------------------------------------------------------- ending on SIGTERM
+
+    def on_train_start(self) -> None:
+        # Lightning's own SIGTERM handler runs a collective from inside the signal handler, at
+        # whatever point each rank is: ranks would pair it with the wrong collective. Ours only
+        # sets a flag, and every rank agrees at the end of the RL step (`_stop_if_terminated`).
+        self.sigterm_received = False
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum, frame) -> None:
+        self.sigterm_received = True
+
+    def _stop_if_terminated(self) -> None:
+        """After a SIGTERM on any rank: every rank stops after this RL step, its checkpoint is saved."""
+        flag = torch.tensor(float(getattr(self, "sigterm_received", False)))
+        if self.collectives.max(flag, "stop request").item() > 0:
+            self.stopped_by = f"SIGTERM after RL step {self.rl_step - 1}"
+            self.trainer.should_stop = True
 
     # ----------------------------------------------------------------- Lightning plumbing
 
@@ -384,10 +333,14 @@ class ArcherModule(L.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         from archer.export import tokenizer_snapshot
 
+        # the frozen reference never changes: stored once beside the checkpoints (archer/callbacks.py)
+        for key in [k for k in checkpoint["state_dict"] if k.startswith("reference.")]:
+            del checkpoint["state_dict"][key]
         checkpoint["archer"] = {
             "rl_step": self.rl_step,
             "policy_config": self.policy.config.to_dict(),
             "tokenizer_files": tokenizer_snapshot(self.tokenizer),
+            "reference_file": REFERENCE_FILE if self.reference is not None else None,
             # what the summary of a resumed run reports: the original before-RL figures, total time
             "record": {**self.record, "seconds": self.record.get("seconds", 0.0) + time.perf_counter() - self.clock},
         }
@@ -397,3 +350,11 @@ class ArcherModule(L.LightningModule):
             raise ConfigError("ckpt_path is a Lightning checkpoint but not an Archer one (no 'archer' entry)")
         self.rl_step = int(checkpoint["archer"]["rl_step"])
         self.record = dict(checkpoint["archer"].get("record", {}))  # seconds: run time up to that checkpoint
+        name = checkpoint["archer"].get("reference_file")
+        if self.reference is not None and name and not any(k.startswith("reference.") for k in checkpoint["state_dict"]):
+            path = (self.resume_path.parent if self.resume_path else Path(".")) / name
+            if not path.is_file():
+                raise ConfigError(f"{path}: the run's frozen reference model is missing; it is written once next to "
+                                  "the checkpoints: keep the whole checkpoints/ folder together when moving a run")
+            weights = torch.load(path, map_location="cpu", weights_only=True)
+            checkpoint["state_dict"].update({f"reference.{k}": v for k, v in weights.items()})

@@ -6,19 +6,24 @@ from torch import Tensor
 
 from archer.experience import Experience
 from archer.metrics import repetition_ratio
+from archer.types import WEIGHT
 
 
 def rollout_metrics(exp: Experience, advantages: Tensor, seconds: float) -> dict[str, float]:
     """Response lengths, truncation, 20-gram repetition, advantage size and throughput of a step."""
     lengths = exp.rollout.response_mask.sum(-1).float()
     tokens = [row[mask].tolist() for row, mask in zip(exp.rollout.response_ids, exp.rollout.response_mask)]
-    return {
+    responses = float(exp.rollout.num_responses)
+    means = {
         "train/response_length": lengths.mean().item(),
-        "train/response_length_max": lengths.max().item(),
         "train/truncated": exp.rollout.truncated.float().mean().item(),
         "train/repetition_20gram": sum(repetition_ratio(t, 20) for t in tokens) / len(tokens),
         "train/advantage_abs": advantages.abs().mean().item(),
-        "train/trained_responses": float(exp.rollout.num_responses),
+    }
+    return {
+        **means, **{f"{key}{WEIGHT}": responses for key in means},  # each a mean over responses
+        "train/response_length_max": lengths.max().item(),
+        "train/trained_responses": responses,
         "perf/tokens_per_second": lengths.sum().item() / max(seconds, 1e-9),
     }
 

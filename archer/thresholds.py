@@ -40,20 +40,3 @@ def mini_batch_thresholds(classifier, entropy: Tensor, logprobs: Tensor, mask: T
         if len(rows):
             thresholds[rows] = fitted
     return thresholds
-
-
-def gather_across_ranks(strategy_all_gather: Callable[[Tensor], Tensor], world: int) -> Callable[[Tensor], Tensor]:
-    """A `gather` for `mini_batch_thresholds`: concatenates 1-D tensors of any length over ranks
-    (two all-gathers: the lengths, then the values padded to the longest)."""
-    if world == 1:
-        return lambda values: values
-
-    def gather(values: Tensor) -> Tensor:
-        size = torch.tensor([values.numel()], device=values.device)
-        sizes = strategy_all_gather(size).flatten().tolist()
-        padded = torch.zeros(max(max(sizes), 1), dtype=values.dtype, device=values.device)  # gloo refuses empty tensors
-        padded[: values.numel()] = values
-        everything = strategy_all_gather(padded).reshape(world, -1)
-        return torch.cat([everything[r, : int(n)] for r, n in enumerate(sizes)])
-
-    return gather

@@ -109,9 +109,15 @@ def build_policy(cfg: DictConfig):
 
 
 def run_device(cfg: DictConfig) -> torch.device:
-    """Where warm-up and held-out evaluation run: the trainer's accelerator."""
+    """Where the policy, its reference copy, warm-up and held-out evaluation live before and
+    after `fit`: the trainer's accelerator, and on GPUs this rank's own device (`LOCAL_RANK`,
+    set by Lightning's launcher, torchrun or SLURM), made current so that nothing lands on GPU 0."""
     wants_gpu = OmegaConf.select(cfg, "trainer.accelerator", default="auto") in ("gpu", "cuda", "auto")
-    return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
+    if not (wants_gpu and torch.cuda.is_available()):
+        return torch.device("cpu")
+    device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    torch.cuda.set_device(device)
+    return device
 
 
 def train(cfg: DictConfig, run_dir: Path) -> dict:
@@ -165,8 +171,10 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         reference_dtype=DTYPES.get(cfg.model.get("dtype")),
     )
     module.clock, module.record = started, {"heldout_before": before}
+    module.resume_path = Path(cfg.ckpt_path) if resuming else None
     logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
-    callbacks = [RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps)]
+    callbacks = [RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps,
+                                  cfg.checkpoint.get("keep_last", 0))]
     validation = build_validation(cfg, c, heldout, scorer, eval_engine)
     if validation is not None:
         callbacks.append(validation)
@@ -176,8 +184,10 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
     trainer.fit(module, ckpt_path=cfg.ckpt_path)
 
     policy.to(device)  # Lightning's teardown moves the module back to the CPU
-    after = evaluate() if heldout else None
-    export_dir = save_pretrained(policy, tokenizer, run_dir / "hf_model") if cfg.export and trainer.is_global_zero else None
+    stopped = module.stopped_by is not None  # SIGTERM: the checkpoint is saved, end now
+    after = evaluate() if heldout and not stopped else None
+    export = cfg.export and trainer.is_global_zero and not stopped
+    export_dir = save_pretrained(policy, tokenizer, run_dir / "hf_model") if export else None
     before = module.record.get("heldout_before")  # a resumed run's comes from its checkpoint
     this_process = time.perf_counter() - started
     summary = {
@@ -187,6 +197,7 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         "seconds": round(module.record.get("seconds", 0.0) + this_process, 1),
         "seconds_this_process": round(this_process, 1),
         "resumed_from": str(cfg.ckpt_path) if resuming else None,
+        "stopped_by": module.stopped_by,
         "rl_steps": module.rl_step,
         "heldout_before": before,
         "heldout_after": after,
@@ -255,7 +266,9 @@ def build_validation(cfg: DictConfig, c: Components, heldout: list, scorer, engi
 
 
 def _report(summary: dict, run_dir: Path) -> None:
-    if summary["pass1_before"] is not None:
+    if summary.get("stopped_by"):
+        print(f"[archer] stopped by {summary['stopped_by']}; resume with ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}")
+    elif summary["pass1_before"] is not None and summary["pass1_after"] is not None:
         b, a = 100 * summary["pass1_before"], 100 * summary["pass1_after"]
         print(f"[archer] held-out pass@1: {b:.1f}% -> {a:.1f}% ({a - b:+.1f} points, "
               f"{summary['heldout_problems']} problems) in {summary['seconds']:.0f}s, {summary['rl_steps']} RL steps")
@@ -268,7 +281,9 @@ def _report(summary: dict, run_dir: Path) -> None:
 
 @hydra.main(version_base=None, config_path=config_dir(), config_name="train")
 def main(cfg: DictConfig) -> None:
-    run_or_exit(train, cfg, Path(HydraConfig.get().runtime.output_dir))
+    summary = run_or_exit(train, cfg, Path(HydraConfig.get().runtime.output_dir))
+    if summary and summary.get("stopped_by"):
+        raise SystemExit(143)  # ended by SIGTERM: the conventional status, after the checkpoint was saved
 
 
 if __name__ == "__main__":

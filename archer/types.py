@@ -84,6 +84,11 @@ class PolicyBatch:
     entropy: Tensor | None = None
 
 
+# A metric key with this suffix holds the weight of the metric of the same name (the tokens or
+# responses its mean is over); see archer/distributed.py.
+WEIGHT = "@weight"
+
+
 @dataclass(frozen=True)
 class LossOutput:
     """A constraint's result.
@@ -91,7 +96,9 @@ class LossOutput:
     Attributes:
         loss: scalar tensor with grad, already divided by the global denominators, so that
             summing it over micro-batches gives the mini-batch loss.
-        metrics: detached scalar tensors, namespaced (`loss/clipfrac_high`, `loss/kl_low`).
+        metrics: detached scalar tensors, namespaced (`loss/clipfrac_high`, `loss/kl_low`); a
+            mean may come with `"<key>@weight"`, what it averages over, for exact reduction over
+            micro-batches and ranks.
     """
 
     loss: Tensor

@@ -46,3 +46,17 @@ class MisbehavingVerifier:
         if response == "2":
             return 2.0
         return 1.0
+
+
+class GroupFilteringVerifier:
+    """Drops about half the groups under `filter=drop_uniform`, decided by the prompt alone: a
+    prompt whose id hashes even gets 1.0 for every response (a uniform group), the others score
+    by response-length parity (mixed). With `rollout.per_prompt_seed=true` the kept groups are
+    the same for any number of processes, while ranks keep different numbers of them."""
+
+    def __call__(self, response: str, sample: Sample) -> float:
+        import hashlib
+
+        if hashlib.sha256(sample.id.encode()).digest()[0] % 2 == 0:
+            return 1.0
+        return float(len(response) % 2 == 0)

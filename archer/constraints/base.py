@@ -14,7 +14,7 @@ from torch import Tensor
 
 from archer import ops
 from archer.config_checks import ConfigError, check_choice, check_non_negative
-from archer.types import LossOutput, PolicyBatch
+from archer.types import WEIGHT, LossOutput, PolicyBatch
 
 
 class ClippedPolicyConstraint:
@@ -84,7 +84,8 @@ class ClippedPolicyConstraint:
         return ops.kl_penalty(batch.logprobs, batch.ref_logprobs, self.kl_estimator)
 
     def _metrics(self, batch: PolicyBatch, surrogate: dict[str, Tensor], kl: Tensor | None) -> dict[str, Tensor]:
-        """Overall and per-class statistics of this micro-batch (detached)."""
+        """Overall and per-class statistics of this micro-batch (detached). Each mean comes with
+        `<key>@weight`, the tokens it averages over (archer/distributed.py reduces by it)."""
         mask = batch.response_mask
         classes = {"": mask}
         if batch.high_entropy is not None:
@@ -95,6 +96,9 @@ class ClippedPolicyConstraint:
         count = mask.sum().clamp(min=1)
         clipped = surrogate["clipped_high"] | surrogate["clipped_low"]
         for suffix, cls in classes.items():
+            weight = cls.sum().float()  # each class mean weighs by its tokens across micro-batches and ranks
+            for key in ("clipfrac", "clipfrac_upper", "clipfrac_lower", "ratio_mean", "kl", "entropy"):
+                metrics[f"loss/{key}{suffix}{WEIGHT}"] = weight
             metrics[f"loss/clipfrac{suffix}"] = ops.masked_mean(clipped.float(), cls)
             metrics[f"loss/clipfrac_upper{suffix}"] = ops.masked_mean(surrogate["clipped_high"].float(), cls)
             metrics[f"loss/clipfrac_lower{suffix}"] = ops.masked_mean(surrogate["clipped_low"].float(), cls)
@@ -106,8 +110,10 @@ class ClippedPolicyConstraint:
                 metrics[f"loss/entropy{suffix}"] = ops.masked_mean(batch.entropy.detach(), cls)
             if suffix:
                 metrics[f"loss/token_share{suffix}"] = cls.sum() / count
+                metrics[f"loss/token_share{suffix}{WEIGHT}"] = count.float()
         metrics["loss/clipfrac_dual"] = ops.masked_mean(surrogate["clipped_dual"].float(), mask)
-        return {k: v.detach().float() for k, v in metrics.items()}
+        metrics[f"loss/clipfrac_dual{WEIGHT}"] = mask.sum().float()
+        return {k: v.detach().float() for k, v in metrics.items() if not k.endswith(WEIGHT) or k[: -len(WEIGHT)] in metrics}
 
 
 def check_eps(prefix: str, eps_low: float, eps_high: float) -> tuple[float, float]:

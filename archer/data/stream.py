@@ -47,11 +47,18 @@ class PromptStream:
             out.append(self.samples[self._order(position // n)[position % n]])
         return out
 
-    def refill(self, step: int, attempt: int, count: int) -> list[Sample]:
-        """`count` extra prompts for refill `attempt` of step `step` (seeded, with replacement
-        across attempts)."""
-        rng = random.Random(f"{self.seed}/refill/{step}/{attempt}")
-        return [self.samples[rng.randrange(len(self.samples))] for _ in range(count)]
+    def refill(self, step: int, attempt: int, count: int, rank: int = 0, world: int = 1) -> list[Sample]:
+        """`count` extra prompts for refill `attempt` of step `step`, for one rank.
+
+        The draw is global and sharded: one seeded order of the prompts this step did not use,
+        of which rank r takes positions r, r + world, ... So ranks never refill with the same
+        prompt, a refill never repeats one of the step's prompts, and the union over ranks is
+        what one process drawing `world x count` would get."""
+        used = {id(sample) for sample in self.batch(step)}
+        order = [i for i in range(len(self.samples)) if id(self.samples[i]) not in used] or list(range(len(self.samples)))
+        random.Random(f"{self.seed}/refill/{step}/{attempt}").shuffle(order)
+        mine = order[rank::world]
+        return [self.samples[mine[i % len(mine)]] for i in range(count)] if mine else []
 
 
 class StepLoader:

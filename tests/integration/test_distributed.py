@@ -53,6 +53,38 @@ def test_two_processes_train_the_same_weights_as_one(tmp_path, strategy):
     assert max((single[k].float() - initial[k].float()).abs().max().item() for k in single) > 1e-4
 
 
+def _csv_metrics(run_dir: Path) -> list[dict[str, float]]:
+    import csv
+
+    rows = list(csv.DictReader(open(next(run_dir.glob("csv/**/metrics.csv")))))
+    return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in rows]
+
+
+def test_ranks_with_unequal_micro_batch_counts_finish_and_match_one_process(tmp_path):
+    """Dynamic sampling leaves the ranks with different numbers of groups, and micro-batches of
+    one sequence give them different numbers of backward passes: the run must neither hang nor
+    drift. Same weights as one process; the same max, sum, mean and gradient norm logged."""
+    filtered = ["filter=drop_uniform", "verifier._target_=tests.doubles.GroupFilteringVerifier",
+                "rl.micro_batch_size=1", "rl.steps=3"]
+    one = _train(tmp_path / "one", ["trainer=cpu", *filtered])
+    two = _train(tmp_path / "two", ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *filtered])
+    assert one["rl_steps"] == two["rl_steps"] == 3
+    single = load_file(tmp_path / "one" / "hf_model" / "model.safetensors")
+    double = load_file(tmp_path / "two" / "hf_model" / "model.safetensors")
+    worst = max((single[k].float() - double[k].float()).abs().max().item() for k in single)
+    assert worst < 1e-5, f"largest weight difference {worst}"
+    rows_one, rows_two = _csv_metrics(tmp_path / "one"), _csv_metrics(tmp_path / "two")
+    assert len(rows_one) == len(rows_two) == 3
+    kept = [r.get("train/trained_responses", 0.0) for r in rows_one]
+    assert any(0 < k < 16 for k in kept), kept  # some groups were filtered: the ranks' shares differ
+    for a, b in zip(rows_one, rows_two):
+        assert a.keys() == b.keys()
+        for key in ("train/response_length_max", "train/generated_tokens", "train/trained_responses",
+                    "train/reward", "train/accuracy", "train/response_length", "train/grad_norm", "loss/policy"):
+            if key in a:
+                assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
+
+
 def test_ddp_end_to_end_with_filtering_and_resume_on_another_process_count(tmp_path):
     """Dynamic sampling may leave ranks with different numbers of groups (or none); training
     goes on, and its checkpoint resumes on one process."""

@@ -25,9 +25,10 @@ def test_rl_steps_change_every_parameter_keep_the_reference_and_round_trip_throu
     before, after = weights(tiny_model_dir), weights(run_dir / "hf_model")
     unchanged = [k for k in before if torch.equal(before[k], after[k])]
     assert not unchanged, f"parameters not updated: {unchanged}"
-    # the frozen reference in the checkpoint is still the starting model
+    # the frozen reference is stored once beside the checkpoints, and is still the starting model
     ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
-    reference = {k[len("reference."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("reference.")}
+    assert not any(k.startswith("reference.") for k in ckpt["state_dict"])
+    reference = torch.load(run_dir / "checkpoints" / "reference.pt", map_location="cpu", weights_only=True)
     assert reference and all(torch.equal(v, before[k]) for k, v in reference.items())
     # every logged loss is finite
     rows = list(csv.DictReader(open(run_dir / "csv" / "metrics.csv")))
@@ -124,3 +125,39 @@ def test_a_killed_run_resumes_with_its_record_and_the_same_weights(run, tiny_mod
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=1e-6, rtol=0)
     assert json.loads((resumed / "summary.json").read_text())["pass1_before"] == whole_summary["pass1_before"]
+
+
+def test_checkpoints_keep_the_last_k_and_link_last(run, tiny_model_dir):
+    _, run_dir = run([f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all", "rl.steps=5",
+                      "checkpoint.every_n_steps=1", "checkpoint.keep_last=2"])
+    folder = run_dir / "checkpoints"
+    assert sorted(p.name for p in folder.glob("step-*.ckpt")) == ["step-000004.ckpt", "step-000005.ckpt"]
+    assert (folder / "last.ckpt").stat().st_ino == (folder / "step-000005.ckpt").stat().st_ino  # a link, not a copy
+    assert not list(folder.glob(".*partial"))
+
+
+def test_sigterm_saves_a_checkpoint_and_ends_the_run(tmp_path, tiny_model_dir):
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    run_dir = tmp_path / "terminated"
+    root = Path(__file__).resolve().parents[2]
+    process = subprocess.Popen([sys.executable, "-m", "archer.train", *FAST, f"model.path={tiny_model_dir}",
+                                "model.dtype=float32", "filter=keep_all", "rl.steps=200", "checkpoint.every_n_steps=1",
+                                f"hydra.run.dir={run_dir}"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = run_dir / "checkpoints" / "step-000001.ckpt"
+    deadline = time.monotonic() + 300
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    sent = time.monotonic()
+    assert process.wait(timeout=120) == 143, process.stderr.read()[-2000:]
+    assert time.monotonic() - sent < 60
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["stopped_by"].startswith("SIGTERM") and summary["rl_steps"] < 200
+    saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert saved["archer"]["rl_step"] == summary["rl_steps"]  # the step it stopped after is saved

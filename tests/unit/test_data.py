@@ -67,3 +67,18 @@ def test_plain_template_and_prompt_stream():
     assert PromptStream(samples, 4, seed=3).batch(7) == stream.batch(7)
     assert PromptStream(samples, 4, seed=4).batch(0) != stream.batch(0)
     assert stream.refill(5, 0, 3) == PromptStream(samples, 4, seed=3).refill(5, 0, 3)
+
+
+def test_refills_are_drawn_globally_and_sharded_over_ranks():
+    from archer.data.stream import PromptStream
+    from archer.types import Sample
+
+    samples = [Sample(str(i), f"p{i}", i) for i in range(50)]
+    stream = PromptStream(samples, prompts_per_step=8, seed=3)
+    used = {s.id for s in stream.batch(4)}
+    one = [s.id for s in stream.refill(4, 0, 6)]
+    ranks = [[s.id for s in stream.refill(4, 0, 3, rank, 2)] for rank in range(2)]
+    assert not set(ranks[0]) & set(ranks[1])  # never the same prompt on two ranks
+    assert set(ranks[0]) | set(ranks[1]) == set(one)  # together: one process's draw
+    assert not used & set(one)  # never one of the step's own prompts
+    assert [s.id for s in stream.refill(4, 1, 6)] != one  # each attempt draws anew
