@@ -10,7 +10,7 @@ import lightning as L
 import torch
 
 from archer.config_checks import ConfigError
-from archer.module import REFERENCE_FILE
+from archer.run_lifecycle import REFERENCE_FILE
 
 
 class RLStepCheckpoint(L.Callback):

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import itertools
-import signal
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +29,7 @@ from archer.experience import Experience, collect_experience
 from archer.forward import response_logprobs
 from archer.group_filters import KeepAllGroups, NoOverlongHandling
 from archer.rollout.base import logprob_gap
+from archer.run_lifecycle import REFERENCE_FILE, RunLifecycle  # noqa: F401 - REFERENCE_FILE re-exported
 from archer.schedules import RLSchedule
 from archer.step_logging import rollout_metrics, text_sample
 from archer.thresholds import fits_mini_batches, mini_batch_thresholds
@@ -40,11 +39,10 @@ from archer.update import PolicyUpdate, StepInputs
 from archer.verifiers.runner import ScoringRunner
 
 __all__ = ["ArcherModule", "RLSchedule"]
-# the frozen reference's weights, written once per run next to its checkpoints
-REFERENCE_FILE = "reference.pt"  # RLSchedule: kept importable from here (conf/train.yaml)
+  # RLSchedule: kept importable from here (conf/train.yaml)
 
 
-class ArcherModule(L.LightningModule):
+class ArcherModule(RunLifecycle, L.LightningModule):
     """RLVR with swappable token classifier, constraint and advantage estimator.
 
     Args:
@@ -287,26 +285,6 @@ class ArcherModule(L.LightningModule):
                                          None if thresholds is None else thresholds[:1])
         experiment.add_text("sample/response", text_sample(exp, classes, self.tokenizer), global_step=step)
 
-    # ----------------------------------------------------------------- ending on SIGTERM
-
-    def on_train_start(self) -> None:
-        # Lightning's own SIGTERM handler runs a collective from inside the signal handler, at
-        # whatever point each rank is: ranks would pair it with the wrong collective. Ours only
-        # sets a flag, and every rank agrees at the end of the RL step (`_stop_if_terminated`).
-        self.sigterm_received = False
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGTERM, self._on_sigterm)
-
-    def _on_sigterm(self, signum, frame) -> None:
-        self.sigterm_received = True
-
-    def _stop_if_terminated(self) -> None:
-        """After a SIGTERM on any rank: every rank stops after this RL step, its checkpoint is saved."""
-        flag = torch.tensor(float(getattr(self, "sigterm_received", False)))
-        if self.collectives.max(flag, "stop request").item() > 0:
-            self.stopped_by = f"SIGTERM after RL step {self.rl_step - 1}"
-            self.trainer.should_stop = True
-
     # ----------------------------------------------------------------- Lightning plumbing
 
     def train_dataloader(self) -> StepLoader:
@@ -329,32 +307,3 @@ class ArcherModule(L.LightningModule):
         if self.reference is not None:
             self.reference.eval()  # frozen: never dropout
         return self
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        from archer.export import tokenizer_snapshot
-
-        # the frozen reference never changes: stored once beside the checkpoints (archer/callbacks.py)
-        for key in [k for k in checkpoint["state_dict"] if k.startswith("reference.")]:
-            del checkpoint["state_dict"][key]
-        checkpoint["archer"] = {
-            "rl_step": self.rl_step,
-            "policy_config": self.policy.config.to_dict(),
-            "tokenizer_files": tokenizer_snapshot(self.tokenizer),
-            "reference_file": REFERENCE_FILE if self.reference is not None else None,
-            # what the summary of a resumed run reports: the original before-RL figures, total time
-            "record": {**self.record, "seconds": self.record.get("seconds", 0.0) + time.perf_counter() - self.clock},
-        }
-
-    def on_load_checkpoint(self, checkpoint: dict) -> None:
-        if "archer" not in checkpoint:
-            raise ConfigError("ckpt_path is a Lightning checkpoint but not an Archer one (no 'archer' entry)")
-        self.rl_step = int(checkpoint["archer"]["rl_step"])
-        self.record = dict(checkpoint["archer"].get("record", {}))  # seconds: run time up to that checkpoint
-        name = checkpoint["archer"].get("reference_file")
-        if self.reference is not None and name and not any(k.startswith("reference.") for k in checkpoint["state_dict"]):
-            path = (self.resume_path.parent if self.resume_path else Path(".")) / name
-            if not path.is_file():
-                raise ConfigError(f"{path}: the run's frozen reference model is missing; it is written once next to "
-                                  "the checkpoints: keep the whole checkpoints/ folder together when moving a run")
-            weights = torch.load(path, map_location="cpu", weights_only=True)
-            checkpoint["state_dict"].update({f"reference.{k}": v for k, v in weights.items()})

@@ -16,7 +16,7 @@ RUN_OUTPUTS = re.compile(r"^(runs|multirun|eval_runs|eval_multirun|outputs|sweep
 # `docs/design.md`, `CONTRIBUTING.md`, `archer/data/benchmarks/SOURCES.md` ... optionally followed by `, "Section"`
 CITATION = re.compile(r"(?<![\w/.-])((?:[\w.-]+/)*[\w.-]+\.md)(?:, \"([^\"]+)\")?")
 # documents cited by bare name: the repository's own, and the ones that live outside it
-TOP_LEVEL_DOCS = {"README.md", "CONTRIBUTING.md", "DESIGN.md", "PAPER.md", "STYLE.md"}
+TOP_LEVEL_DOCS = {"README.md", "CONTRIBUTING.md", *(f"{name}.md" for name in ("DESIGN", "PAPER", "STYLE"))}
 MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+\.md)(?:#[^)]*)?\)")
 
 
