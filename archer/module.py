@@ -28,6 +28,7 @@ from archer.distributed import Collectives, reduce_across_ranks
 from archer.experience import Experience, collect_experience
 from archer.forward import response_logprobs
 from archer.group_filters import KeepAllGroups, NoOverlongHandling
+from archer.packing import fixed_micro_batches, row_tokens, token_budget_micro_batches
 from archer.rollout.base import logprob_gap
 from archer.run_lifecycle import REFERENCE_FILE, RunLifecycle  # noqa: F401 - REFERENCE_FILE re-exported
 from archer.schedules import RLSchedule
@@ -183,16 +184,28 @@ class ArcherModule(RunLifecycle, L.LightningModule):
             draws = [f"{self.seed}/{round_key}/{self.global_rank}/{i}" for i in range(len(texts))]
             return self.scorer(texts, samples, draws)
 
-    def _micro_batches(self, rows: Tensor) -> list[Tensor]:
-        return list(rows.split(self.schedule.micro_batch_size)) if len(rows) else []
+    def _micro_batches(self, rows: Tensor, exp: Experience) -> list[Tensor]:
+        """The micro-batches of `rows`: fixed-size, or packed under `rl.micro_batch_tokens`."""
+        if self.schedule.micro_batch_tokens:
+            tokens = row_tokens(exp.rollout.prompt_mask, exp.rollout.response_mask)
+            return token_budget_micro_batches(rows, tokens, self.schedule.micro_batch_tokens)
+        return fixed_micro_batches(rows, self.schedule.micro_batch_size)
 
     @torch.no_grad()
     def _no_grad_logprobs(self, model: torch.nn.Module, exp: Experience) -> tuple[Tensor, Tensor]:
         was_training = model.training
         model.eval()
-        parts = [self._forward(model, exp, rows) for rows in self._micro_batches(torch.arange(exp.rollout.num_responses))]
+        rows = torch.arange(exp.rollout.num_responses)
+        micro = self._micro_batches(rows, exp)
+        parts = [self._forward(model, exp, m) for m in micro]
+        order = torch.cat(micro)  # packed micro-batches reorder rows: put them back
+        logprobs, entropy = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        if not torch.equal(order, rows):
+            inverse = torch.empty_like(order)
+            inverse[order] = torch.arange(len(order))
+            logprobs, entropy = logprobs[inverse.to(logprobs.device)], entropy[inverse.to(entropy.device)]
         model.train(was_training)
-        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        return logprobs, entropy
 
     def _forward(self, model: torch.nn.Module, exp: Experience, rows: Tensor) -> tuple[Tensor, Tensor]:
         r = exp.rollout

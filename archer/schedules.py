@@ -63,6 +63,9 @@ class RLSchedule:
             optimizer step, when the policy has moved off the rollout policy).
         mini_batch_prompts: prompts per optimizer step; must divide prompts_per_step.
         micro_batch_size: sequences per forward/backward (gradient accumulation).
+        micro_batch_tokens: when > 0, micro-batches are packed by tokens instead: as many rows
+            (longest first) as keep rows x longest row (prompt + response) within this budget
+            (archer/packing.py); `micro_batch_size` is then unused.
         entropy_source: "current" (reference code: recomputed in every micro-batch) or
             "old" (computed once per rollout, before any update).
         grad_clip: max global grad norm.
@@ -85,6 +88,7 @@ class RLSchedule:
     ppo_epochs: int = 2
     mini_batch_prompts: int = 8
     micro_batch_size: int = 64
+    micro_batch_tokens: int = 0
     entropy_source: str = "current"
     grad_clip: float = 1.0
     log_text_every: int = 10
@@ -103,6 +107,9 @@ class RLSchedule:
             )
         check_choice("rl.entropy_source", self.entropy_source, ("current", "old"))
         check_choice("rl.loss_denominator", self.loss_denominator, ("actual", "nominal"))
+        if self.micro_batch_tokens < 0:
+            raise ConfigError(f"rl.micro_batch_tokens must be >= 0 (0: micro-batches of rl.micro_batch_size "
+                              f"sequences), got {self.micro_batch_tokens}")
 
     @property
     def nominal_responses(self) -> int:

@@ -63,7 +63,7 @@ class PolicyUpdate:
         for epoch in range(s.ppo_epochs):
             for rows in inputs.mini_batches:
                 denominators = self._denominators(inputs.exp, rows)
-                micro = m._micro_batches(rows)
+                micro = m._micro_batches(rows, inputs.exp) if inputs.exp is not None else []
                 # the same number of backward passes on every rank (each DDP/FSDP backward is a collective)
                 count = int(self.c.max(torch.tensor(float(len(micro))), "micro-batch count").item())
                 for phase in m.constraint.phases:

@@ -31,7 +31,9 @@ def _train(run_dir: Path, overrides: list[str]) -> dict:
     # 80/20: the entropy threshold belongs to the whole mini-batch across ranks (one process sees
     # both groups in one micro-batch, two processes one group each)
     ["constraint=entropy_mask", "classifier=batch_quantile", "rl.micro_batch_size=8"],
-], ids=["archer", "batch_quantile"])
+    # micro-batches packed by a token budget: their number and makeup differ between 1 and 2 processes
+    ["rl.micro_batch_tokens=40", "rollout.max_new_tokens=12"],
+], ids=["archer", "batch_quantile", "token_budget"])
 def test_two_processes_train_the_same_weights_as_one(tmp_path, strategy):
     one = _train(tmp_path / "one", ["trainer=cpu", *strategy])
     two = _train(tmp_path / "two", ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *strategy])

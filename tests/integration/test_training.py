@@ -161,3 +161,14 @@ def test_sigterm_saves_a_checkpoint_and_ends_the_run(tmp_path, tiny_model_dir):
     assert summary["stopped_by"].startswith("SIGTERM") and summary["rl_steps"] < 200
     saved = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
     assert saved["archer"]["rl_step"] == summary["rl_steps"]  # the step it stopped after is saved
+
+
+def test_token_budget_micro_batches_train_the_same_weights_as_fixed_ones(run, tiny_model_dir):
+    """Packing changes which rows share a forward, never the loss or its gradient."""
+    common = [f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all", "rl.ppo_epochs=2",
+              "rollout.max_new_tokens=12", "rl.steps=2"]
+    _, fixed = run([*common, "rl.micro_batch_size=8"], name="fixed")
+    _, packed = run([*common, "rl.micro_batch_tokens=40"], name="packed")  # 1-3 rows of ~15-20 tokens each
+    a, b = weights(fixed / "hf_model"), weights(packed / "hf_model")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=2e-6, rtol=1e-5)
