@@ -28,6 +28,23 @@ def cache_argument(model_class: type) -> str:
     return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
 
 
+def activation_checkpointing(model: torch.nn.Module) -> bool:
+    """True when the model recomputes activations in backward (transformers' checkpointing)."""
+    flag = getattr(model, "is_activation_checkpointing", None)
+    if flag is None:
+        flag = getattr(model, "is_gradient_checkpointing", False)
+    return bool(flag)
+
+
+def enable_activation_checkpointing(model: torch.nn.Module) -> None:
+    """Recompute each decoder layer's activations in backward instead of storing them (the
+    update's memory then grows with one layer's activations, not all of them)."""
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def output_cache(output):
     """The key/value cache of a model output, under either name."""
     return output.cache if hasattr(output, "cache") else output.past_key_values
@@ -62,7 +79,9 @@ def response_logprobs(
     if length == 0:
         return out_lp, out_h
     # decided on the host copies (rollouts live on the CPU): no GPU synchronisation
-    shared = _shared_prompts(prompt_ids[:, first:], group_ids, length) if group_ids is not None else None
+    # prompt sharing needs the prompt's key/value cache, which activation checkpointing turns off
+    share = group_ids is not None and not (model.training and activation_checkpointing(model))
+    shared = _shared_prompts(prompt_ids[:, first:], group_ids, length) if share else None
     prompt_ids, prompt_mask = prompt_ids[:, first:].to(device), prompt_mask[:, first:].to(device)
     responses = response_ids[:, :length].to(device)
     mask = torch.cat([prompt_mask, response_mask[:, :length].to(device)], dim=1)

@@ -32,6 +32,7 @@ from archer.callbacks import RLStepCheckpoint, ValidationLoop
 from archer.cli import run_or_exit
 from archer.config_checks import ConfigError
 from archer.data import DataError, PromptStream, load_benchmark
+from archer.forward import enable_activation_checkpointing
 from archer.evaluation import evaluate_heldout
 from archer.models import (
     DTYPES,
@@ -128,6 +129,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     policy, tokenizer, is_tiny = build_policy(cfg)
     device = run_device(cfg)
     policy.to(device)
+    if cfg.model.get("gradient_checkpointing"):
+        enable_activation_checkpointing(policy)  # the update's forward; sampling runs in eval mode, unaffected
     c.rollout.bind(tokenizer)
     scorer = build_scorer(cfg, c.verifier)
     try:

@@ -172,3 +172,12 @@ def test_token_budget_micro_batches_train_the_same_weights_as_fixed_ones(run, ti
     a, b = weights(fixed / "hf_model"), weights(packed / "hf_model")
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=2e-6, rtol=1e-5)
+
+
+def test_activation_checkpointing_trains_the_same_weights(run, tiny_model_dir):
+    common = [f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all", "rl.steps=1"]
+    _, plain = run(common, name="plain")
+    _, checkpointed = run([*common, "++model.gradient_checkpointing=true"], name="checkpointed")
+    a, b = weights(plain / "hf_model"), weights(checkpointed / "hf_model")
+    for key in a:
+        torch.testing.assert_close(b[key], a[key], atol=2e-6, rtol=1e-5)
