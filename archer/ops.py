@@ -205,6 +205,26 @@ def clipped_surrogate(
 
 
 # --------------------------------------------------------------------------------------
+# rollout correction
+
+
+def truncated_importance_weights(old_logprobs: Tensor, sampler_logprobs: Tensor, cap: float) -> Tensor:
+    """Truncated importance sampling (TIS) weights [N, T], detached: min(pi_old / pi_sampler, C).
+
+    The sampler (vLLM, a bf16 copy) and the trainer compute slightly different probabilities
+    for the same tokens; weighting each token's policy-gradient term by this ratio corrects
+    for sampling from the former while training the latter, and the cap `C` bounds the variance.
+
+    Args:
+        old_logprobs: float [N, T], the trainer's log-probs of the sampled tokens under the old policy.
+        sampler_logprobs: float [N, T], the rollout engine's own (temperature-processed) log-probs.
+        cap: C > 0.
+    """
+    ratio = torch.exp((old_logprobs - sampler_logprobs).clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))
+    return ratio.clamp(max=cap).detach()
+
+
+# --------------------------------------------------------------------------------------
 # aggregation
 
 

@@ -66,6 +66,9 @@ class RLSchedule:
         micro_batch_tokens: when > 0, micro-batches are packed by tokens instead: as many rows
             (longest first) as keep rows x longest row (prompt + response) within this budget
             (archer/packing.py); `micro_batch_size` is then unused.
+        rollout_correction: "none", or "tis": weight each token's policy-gradient term by
+            min(pi_old / pi_sampler, `rollout_correction_cap`) with the rollout engine's own
+            log-probs (truncated importance sampling; needs an engine that returns them).
         entropy_source: "current" (reference code: recomputed in every micro-batch) or
             "old" (computed once per rollout, before any update).
         grad_clip: max global grad norm.
@@ -89,6 +92,8 @@ class RLSchedule:
     mini_batch_prompts: int = 8
     micro_batch_size: int = 64
     micro_batch_tokens: int = 0
+    rollout_correction: str = "none"
+    rollout_correction_cap: float = 2.0
     entropy_source: str = "current"
     grad_clip: float = 1.0
     log_text_every: int = 10
@@ -107,6 +112,9 @@ class RLSchedule:
             )
         check_choice("rl.entropy_source", self.entropy_source, ("current", "old"))
         check_choice("rl.loss_denominator", self.loss_denominator, ("actual", "nominal"))
+        check_choice("rl.rollout_correction", self.rollout_correction, ("none", "tis"))
+        if self.rollout_correction_cap <= 0:
+            raise ConfigError(f"rl.rollout_correction_cap must be > 0 (TIS uses 2), got {self.rollout_correction_cap}")
         if self.micro_batch_tokens < 0:
             raise ConfigError(f"rl.micro_batch_tokens must be >= 0 (0: micro-batches of rl.micro_batch_size "
                               f"sequences), got {self.micro_batch_tokens}")

@@ -32,8 +32,8 @@ from archer.callbacks import RLStepCheckpoint, ValidationLoop
 from archer.cli import run_or_exit
 from archer.config_checks import ConfigError
 from archer.data import DataError, PromptStream, load_benchmark
-from archer.forward import enable_activation_checkpointing
 from archer.evaluation import evaluate_heldout
+from archer.forward import enable_activation_checkpointing
 from archer.models import (
     DTYPES,
     TinyModelConfig,

@@ -71,6 +71,8 @@ class PolicyBatch:
             ranks; None means this batch alone.
         num_sequences: number of sequences in the whole mini-batch; None: this batch alone.
         entropy: optional float [N, T], current-policy entropy, for per-class metrics only.
+        rollout_weights: optional float [N, T], per-token weights of the policy-gradient term
+            (truncated importance sampling between the rollout engine and the trainer); None: 1.
     """
 
     logprobs: Tensor
@@ -82,6 +84,7 @@ class PolicyBatch:
     num_tokens: int | float | Tensor | None = None
     num_sequences: int | float | Tensor | None = None
     entropy: Tensor | None = None
+    rollout_weights: Tensor | None = None
 
 
 # A metric key with this suffix holds the weight of the metric of the same name (the tokens or

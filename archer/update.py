@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from archer import ops
+from archer.config_checks import ConfigError
 from archer.distributed import Collectives, accumulate, finish, reduction
 from archer.experience import Experience
 from archer.types import LossOutput, PolicyBatch
@@ -118,8 +120,33 @@ class PolicyUpdate:
             classes = m._classify(entropy, logprobs, loss_mask, groups, thresholds)
         old = logprobs.detach() if inputs.old_logprobs is None else inputs.old_logprobs[micro]
         ref = None if inputs.ref_logprobs is None else inputs.ref_logprobs[micro]
-        batch = PolicyBatch(logprobs, old, ref, inputs.advantages[micro], loss_mask, classes, *denominators, entropy)
-        return phase(batch), batch
+        weights = self._rollout_weights(exp, micro, old, loss_mask)
+        batch = PolicyBatch(logprobs, old, ref, inputs.advantages[micro], loss_mask, classes, *denominators, entropy,
+                            rollout_weights=weights)
+        out = phase(batch)
+        if weights is not None:  # how far the sampler was from the trainer, and how often the cap bit
+            tokens = loss_mask.sum().float()
+            out.metrics.update({
+                "rollout/tis_weight_mean": ops.masked_mean(weights, loss_mask), "rollout/tis_weight_mean@weight": tokens,
+                "rollout/tis_weight_max": weights.masked_fill(~loss_mask, 0.0).max(),
+                "rollout/tis_capped_share": ops.masked_mean((weights >= self.m.schedule.rollout_correction_cap).float(),
+                                                            loss_mask),
+                "rollout/tis_capped_share@weight": tokens,
+            })
+        return out, batch
+
+    def _rollout_weights(self, exp: Experience, micro: Tensor, old: Tensor, mask: Tensor) -> Tensor | None:
+        """Truncated importance weights min(pi_old / pi_sampler, C) of the micro-batch, or None."""
+        s = self.m.schedule
+        if s.rollout_correction == "none":
+            return None
+        if exp.rollout.engine_logprobs is None:
+            raise ConfigError("rl.rollout_correction=tis needs the rollout engine's own log-probs: set "
+                              "rollout.logprobs=true (lean, hf) or use rollout=vllm")
+        sampler = exp.rollout.engine_logprobs[micro].to(old.device, old.dtype)[:, : old.shape[1]]
+        if sampler.shape[1] < old.shape[1]:
+            sampler = torch.nn.functional.pad(sampler, (0, old.shape[1] - sampler.shape[1]))
+        return ops.truncated_importance_weights(old, sampler, s.rollout_correction_cap) * mask
 
     def _check_finite(self, outputs, step, epoch, rows, inputs, phase) -> None:
         """One host sync per optimizer step; on a NaN, name the first bad micro-batch before any weight changes."""

@@ -75,6 +75,10 @@ class ClippedPolicyConstraint:
             values, mask, mode or self.aggregation, batch.num_tokens, batch.num_sequences, self.norm_length
         )
 
+    def _policy_tokens(self, loss: Tensor, batch: PolicyBatch) -> Tensor:
+        """Per-token policy loss [N, T], weighted by the rollout correction when there is one."""
+        return loss if batch.rollout_weights is None else loss * batch.rollout_weights
+
     def _kl(self, batch: PolicyBatch) -> Tensor:
         if batch.ref_logprobs is None:
             raise ValueError(

@@ -108,7 +108,7 @@ class DualTokenConstraint(ClippedPolicyConstraint):
             per_token(self.high.eps_high, self.low.eps_high),
             self.dual_clip,
         )
-        policy_loss = self._aggregate(surrogate["loss"], batch.response_mask, batch)
+        policy_loss = self._aggregate(self._policy_tokens(surrogate["loss"], batch), batch.response_mask, batch)
         loss, kl = policy_loss, None
         if self.needs_reference:
             kl = self._kl(batch)

@@ -51,7 +51,7 @@ class UniformConstraint(ClippedPolicyConstraint):
             batch.logprobs, batch.old_logprobs, batch.advantages, self.eps_low, self.eps_high, self.dual_clip
         )
         keep = grad_mask.to(surrogate["loss"].dtype)
-        policy_loss = self._aggregate(surrogate["loss"] * keep, batch.response_mask, batch)
+        policy_loss = self._aggregate(self._policy_tokens(surrogate["loss"], batch) * keep, batch.response_mask, batch)
         loss, kl = policy_loss, None
         if self.kl_coef > 0:
             kl = self._kl(batch)

@@ -10,6 +10,9 @@ token). Prefill stays with transformers; its cache seeds the buffer. Architectur
 settings it does not cover (sliding windows, q/k norms, scaled rotary variants it cannot
 read) make `FastDecoder.supports` False and the sampler keeps calling the model.
 
+Memory: the key/value buffer starts at the prompt plus 256 tokens and doubles when full (at
+most to prompt + max_new_tokens), so it follows the responses' real lengths.
+
 Precision: every tensor of the step (weights, cache, rotary tables) is held in one `dtype`,
 the rollout's inference dtype, whatever the policy's parameter dtype, and any ambient
 autocast is switched off: a bf16 step over an fp32 policy (fp32 master weights), a bf16
@@ -23,6 +26,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 SUPPORTED = ("qwen2", "llama", "mistral")
+# tokens the key/value buffer holds beyond the prompt at first; it doubles when full
+GROWTH_BLOCK = 256
 
 
 class FastDecoder:
@@ -66,13 +71,29 @@ class FastDecoder:
         self.embed, self.final_norm = inner.embed_tokens.weight, cast(inner.norm.weight)
         self.lm_head, self.lm_bias = cast(model.lm_head.weight), cast(getattr(model.lm_head, "bias", None))
         keys, values = _cache_tensors(prompt_cache)
-        shape = (batch, self.kv_heads, total_len, self.head_dim)
+        self.length, self.total_len = keys[0].shape[2], total_len
+        # the buffer grows as responses do (doubling, up to prompt + max_new_tokens), so memory
+        # follows the real lengths rather than the limit: 32K-token budgets with 1K-token answers
+        capacity = min(total_len, self.length + GROWTH_BLOCK)
+        shape = (batch, self.kv_heads, capacity, self.head_dim)
         self.keys = [k.new_zeros(shape, dtype=dtype) for k in keys]
         self.values = [v.new_zeros(shape, dtype=dtype) for v in values]
-        self.length = keys[0].shape[2]
         for i, (k, v) in enumerate(zip(keys, values)):
             self.keys[i][:, :, : self.length] = k
             self.values[i][:, :, : self.length] = v
+
+    @property
+    def capacity(self) -> int:
+        return self.keys[0].shape[2]
+
+    def _grow(self) -> None:
+        """Double the buffer (at most to prompt + max_new_tokens), keeping what it holds."""
+        capacity = min(self.total_len, max(2 * self.capacity, self.length + 1))
+        for buffers in (self.keys, self.values):
+            for i, old in enumerate(buffers):
+                new = old.new_zeros((*old.shape[:2], capacity, old.shape[3]))
+                new[:, :, : self.length] = old[:, :, : self.length]
+                buffers[i] = new
 
     def _rms(self, x: Tensor, weight: Tensor) -> Tensor:
         dtype = x.dtype
@@ -87,6 +108,8 @@ class FastDecoder:
             return self._step(tokens, positions, key_mask).float()
 
     def _step(self, tokens: Tensor, positions: Tensor, key_mask: Tensor) -> Tensor:
+        if self.length + 1 > self.capacity:
+            self._grow()
         b, h, kv, d = tokens.shape[0], self.heads, self.kv_heads, self.head_dim
         hidden = F.embedding(tokens, self.embed).to(self.dtype)[:, None]  # [B, 1, H]
         freqs = positions[:, None].float() * self.inv_freq[None].float()  # [B, d/2], rotary angles in fp32

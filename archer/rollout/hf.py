@@ -15,6 +15,7 @@ to the EOS id cannot put a never-sampled EOS into the loss.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -53,6 +54,22 @@ def response_lengths(response_ids: Tensor, eos_ids: list[int], stop_lengths: Ten
     return lengths, stopped_by_eos
 
 
+@dataclass
+class SampledChunk:
+    """What a sampler returns for a chunk of rows (rows in prompt order, n per prompt).
+
+    Attributes:
+        tokens: long [rows, <= max_new_tokens], padded after each row stops.
+        stop_lengths: long [rows], tokens generated when a stop string completed, or None.
+        logprobs: float [rows, same width], the sampler's log-probs of the drawn tokens after
+            temperature / top-k / top-p, or None when not asked for.
+    """
+
+    tokens: Tensor
+    stop_lengths: Tensor | None = None
+    logprobs: Tensor | None = None
+
+
 class _StopPositions(StoppingCriteria):
     """Wraps transformers' stop-string criterion and records, per row, how many tokens had been
     generated when its stop string completed (`generate` pads the rest)."""
@@ -81,6 +98,8 @@ class HFRolloutEngine:
         dtype: the dtype the policy computes in while sampling (float32, bfloat16, float16; None:
             its parameters' dtype): bf16 sampling over fp32 master weights, whatever autocast
             surrounds the call.
+        logprobs: also return the sampler's own log-probs of the drawn tokens (after
+            temperature, top-k, top-p) as `RolloutBatch.engine_logprobs`, for rollout correction.
         per_prompt_seed: sample each prompt's group in its own call, seeded by (step seed,
             prompt tokens): the responses then do not depend on which other prompts share the
             batch, so 1 and N processes train on the same rollouts (slower; for equivalence
@@ -97,6 +116,7 @@ class HFRolloutEngine:
         batch_size: int = 256,
         per_prompt_seed: bool = False,
         dtype: str | None = None,
+        logprobs: bool = False,
     ):
         self.max_new_tokens = int(check_positive("rollout.max_new_tokens", max_new_tokens))
         self.temperature = float(check_positive("rollout.temperature", temperature))
@@ -109,6 +129,7 @@ class HFRolloutEngine:
         if dtype is not None and dtype not in DTYPES:
             raise ConfigError(f"rollout.dtype must be one of {list(DTYPES)} or null, got {dtype!r}")
         self.dtype = dtype
+        self.logprobs = bool(logprobs)
         self.tokenizer = None
 
     @property
@@ -153,13 +174,17 @@ class HFRolloutEngine:
         finally:
             policy.train(was_training)
         prompt_ids_t, prompt_mask = left_pad(rows, tok.pad_token_id)
-        width = max(tokens.shape[1] for tokens, _ in chunks)
-        lengths, stopped_by_eos = zip(*(response_lengths(tokens, eos_ids, stops) for tokens, stops in chunks))
+        width = max(chunk.tokens.shape[1] for chunk in chunks)
+        lengths, stopped_by_eos = zip(*(response_lengths(c.tokens, eos_ids, c.stop_lengths) for c in chunks))
         lengths, stopped_by_eos = torch.cat(lengths), torch.cat(stopped_by_eos)
         response_ids = torch.cat(
-            [torch.nn.functional.pad(tokens, (0, width - tokens.shape[1]), value=tok.pad_token_id) for tokens, _ in chunks]
+            [torch.nn.functional.pad(c.tokens, (0, width - c.tokens.shape[1]), value=tok.pad_token_id) for c in chunks]
         )
         response_mask = torch.arange(width) < lengths.unsqueeze(-1)
+        engine_logprobs = None
+        if self.logprobs:
+            engine_logprobs = torch.cat([torch.nn.functional.pad(c.logprobs.float(), (0, width - c.logprobs.shape[1]))
+                                         for c in chunks]).masked_fill(~response_mask, 0.0)
         response_ids = response_ids.masked_fill(~response_mask, tok.pad_token_id)
         texts = tok.batch_decode(
             [r[: int(length)] for r, length in zip(response_ids, lengths)], skip_special_tokens=True
@@ -167,18 +192,17 @@ class HFRolloutEngine:
         truncated = ~stopped_by_eos & (lengths >= self.max_new_tokens)
         if self.stop_strings:  # the stop string may complete on the very last token
             truncated &= ~torch.tensor([any(t.endswith(s) for s in self.stop_strings) for t in texts])
-        return RolloutBatch(prompt_ids_t, prompt_mask, response_ids, response_mask, truncated, group_ids, texts)
+        return RolloutBatch(prompt_ids_t, prompt_mask, response_ids, response_mask, truncated, group_ids, texts,
+                            engine_logprobs)
 
     def _sample(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int,
-                eos_ids: list[int]) -> list[tuple[Tensor, Tensor | None]]:
-        """(response tokens [rows, <= max_new_tokens], stop-string lengths [rows] or None) per
-        chunk, rows in prompt order, n per prompt."""
+                eos_ids: list[int]) -> list[SampledChunk]:
+        """The sampled chunks, rows in prompt order, n per prompt."""
         rows = [ids for ids in prompt_ids for _ in range(n)]
         return [self._generate_chunk(policy, rows[start : start + self.batch_size], eos_ids)
                 for start in range(0, len(rows), self.batch_size)]
 
-    def _generate_chunk(self, policy: torch.nn.Module, rows: list[list[int]],
-                        eos_ids: list[int]) -> tuple[Tensor, Tensor | None]:
+    def _generate_chunk(self, policy: torch.nn.Module, rows: list[list[int]], eos_ids: list[int]) -> SampledChunk:
         device = next(policy.parameters()).device
         ids, mask = left_pad(rows, self.tokenizer.pad_token_id)
         config = GenerationConfig(do_sample=True, num_beams=1, temperature=self.temperature, top_p=self.top_p,
@@ -191,10 +215,16 @@ class HFRolloutEngine:
         try:
             with inference_precision(policy, self.torch_dtype):
                 out = policy.generate(input_ids=ids.to(device), attention_mask=mask.to(device), generation_config=config,
-                                      stopping_criteria=criteria)
+                                      stopping_criteria=criteria, output_scores=self.logprobs,
+                                      return_dict_in_generate=True)
         finally:
             policy.generation_config = own
-        return out[:, ids.shape[1] :].cpu(), stops.lengths if stops else None
+        tokens = out.sequences[:, ids.shape[1] :]
+        logprobs = None
+        if self.logprobs:  # `scores` are the processed logits each token was drawn from
+            scores = torch.stack(out.scores, dim=1).float().log_softmax(-1)
+            logprobs = scores.gather(-1, tokens[:, : scores.shape[1], None])[..., 0].cpu()
+        return SampledChunk(tokens.cpu(), stops.lengths if stops else None, logprobs)
 
 
 def _eos_ids(policy: torch.nn.Module, tokenizer) -> list[int]:

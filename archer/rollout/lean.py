@@ -11,9 +11,8 @@ need transformers' stopping criteria, so with them it samples through `generate`
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 
-from archer.rollout.hf import HFRolloutEngine, left_pad
+from archer.rollout.hf import HFRolloutEngine, SampledChunk, left_pad
 from archer.rollout.sampling import sample
 
 
@@ -21,7 +20,7 @@ class LeanRolloutEngine(HFRolloutEngine):
     """`HFRolloutEngine` (same arguments, same outputs) with a faster sampling loop."""
 
     def _sample(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int,
-                eos_ids: list[int]) -> list[tuple[Tensor, None]]:
+                eos_ids: list[int]) -> list[SampledChunk]:
         if self.stop_strings:
             return super()._sample(policy, prompt_ids, n, eos_ids)
         device = next(policy.parameters()).device
@@ -29,8 +28,8 @@ class LeanRolloutEngine(HFRolloutEngine):
         chunks = []
         for start in range(0, len(prompt_ids), per_chunk):
             ids, mask = left_pad(prompt_ids[start : start + per_chunk], self.tokenizer.pad_token_id)
-            tokens = sample(policy, ids.to(device), mask.to(device), self.max_new_tokens, eos_ids,
-                            self.tokenizer.pad_token_id, self.temperature, self.top_k, self.top_p, repeats=n,
-                            dtype=self.torch_dtype)
-            chunks.append((tokens.cpu(), None))
+            tokens, logprobs = sample(policy, ids.to(device), mask.to(device), self.max_new_tokens, eos_ids,
+                                      self.tokenizer.pad_token_id, self.temperature, self.top_k, self.top_p, repeats=n,
+                                      dtype=self.torch_dtype, return_logprobs=True)
+            chunks.append(SampledChunk(tokens.cpu(), None, logprobs.cpu() if self.logprobs else None))
         return chunks

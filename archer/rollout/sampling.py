@@ -42,20 +42,24 @@ def draw(probs: Tensor) -> Tensor:
 @torch.no_grad()
 def sample(policy: torch.nn.Module, ids: Tensor, mask: Tensor, max_new_tokens: int, eos_ids: list[int], pad_id: int,
            temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, check_every: int = 8, repeats: int = 1,
-           dtype: torch.dtype | None = None) -> Tensor:
+           dtype: torch.dtype | None = None, return_logprobs: bool = False):
     """Sampled continuations long [B * repeats, <= max_new_tokens] of left-padded prompts `ids`
     [B, P] (`mask` True on real tokens), `repeats` consecutive samples per prompt: each prompt
     is run once and its key/value cache copied to its samples. After a sequence emits an EOS id
     it is padded with `pad_id`. Stops early once every sequence has finished (checked every
     `check_every` tokens, since the check synchronises with the GPU). The model computes in
-    `dtype` (None: its parameters' dtype), whatever autocast surrounds the call."""
+    `dtype` (None: its parameters' dtype), whatever autocast surrounds the call. With
+    `return_logprobs`, also the sampler's own log-probs of the drawn tokens, float [B * repeats, T],
+    under the distribution it drew from (after temperature, top-k and top-p: vLLM's
+    "processed" log-probs), for rollout correction."""
     with inference_precision(policy, dtype):
-        return _sample(policy, ids, mask, max_new_tokens, eos_ids, pad_id, temperature, top_k, top_p, check_every,
-                       repeats, dtype or next(policy.parameters()).dtype)
+        tokens, logprobs = _sample(policy, ids, mask, max_new_tokens, eos_ids, pad_id, temperature, top_k, top_p,
+                                   check_every, repeats, dtype or next(policy.parameters()).dtype)
+    return (tokens, logprobs) if return_logprobs else tokens
 
 
 def _sample(policy, ids, mask, max_new_tokens, eos_ids, pad_id, temperature, top_k, top_p, check_every, repeats,
-            dtype) -> Tensor:
+            dtype) -> tuple[Tensor, Tensor]:
     device = ids.device
     eos = torch.tensor(eos_ids, device=device)
     positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
@@ -72,10 +76,11 @@ def _sample(policy, ids, mask, max_new_tokens, eos_ids, pad_id, temperature, top
     key_mask = attention.bool()
     next_position = positions[:, -1:] + 1
     finished = torch.zeros(attention.shape[0], dtype=torch.bool, device=device)
-    tokens = []
+    tokens, logprobs = [], []
     for step in range(max_new_tokens):
         probs = filter_logits(logits[:, -1].float(), temperature, top_k, top_p).softmax(-1)
         token = draw(probs)
+        logprobs.append(probs.gather(-1, token[:, None])[:, 0].log())
         token = token.masked_fill(finished, pad_id)
         tokens.append(token)
         finished |= torch.isin(token, eos)
@@ -89,4 +94,4 @@ def _sample(policy, ids, mask, max_new_tokens, eos_ids, pad_id, temperature, top
                          position_ids=next_position, use_cache=True, **{cache_kw: cache})
             cache, logits = output_cache(out), out.logits
         next_position = next_position + 1
-    return torch.stack(tokens, dim=1)
+    return torch.stack(tokens, dim=1), torch.stack(logprobs, dim=1)

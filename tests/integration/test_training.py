@@ -181,3 +181,17 @@ def test_activation_checkpointing_trains_the_same_weights(run, tiny_model_dir):
     a, b = weights(plain / "hf_model"), weights(checkpointed / "hf_model")
     for key in a:
         torch.testing.assert_close(b[key], a[key], atol=2e-6, rtol=1e-5)
+
+
+def test_tis_rollout_correction_trains_with_bf16_sampling_and_logs_its_weights(run, tiny_model_dir):
+    summary, run_dir = run([f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all",
+                            "rl.rollout_correction=tis", "rollout.logprobs=true", "rollout.dtype=bfloat16"])
+    assert summary["rl_steps"] == 2
+    rows = [r for r in csv.DictReader(open(run_dir / "csv" / "metrics.csv")) if r.get("rollout/tis_weight_mean")]
+    assert len(rows) == 2
+    for row in rows:
+        assert 0.9 < float(row["rollout/tis_weight_mean"]) < 1.1 and float(row["rollout/tis_weight_max"]) <= 2.0
+        assert float(row["rollout/logprob_gap"]) > 0  # bf16 sampling vs the fp32 trainer
+    with pytest.raises(ConfigError, match="rollout.logprobs=true"):
+        run([f"model.path={tiny_model_dir}", "model.dtype=float32", "filter=keep_all", "rl.rollout_correction=tis"],
+            name="no_logprobs")

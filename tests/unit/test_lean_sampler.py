@@ -98,3 +98,19 @@ def test_fast_decode_step_matches_the_model_for_other_layouts(family):
     theirs = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=10,
                             pad_token_id=tokenizer.pad_token_id, eos_token_id=[tokenizer.eos_token_id])[:, ids.shape[1]:]
     assert torch.equal(ours, theirs[:, : ours.shape[1]])
+
+
+def test_the_key_value_buffer_grows_with_the_responses_and_still_decodes_exactly(monkeypatch):
+    """A 4-token growth block forces several doublings over 30 tokens; greedy output still equals generate's."""
+    import archer.rollout.fast_decode as fast_decode
+
+    monkeypatch.setattr(fast_decode, "GROWTH_BLOCK", 4)
+    model, tokenizer = _model()
+    prompts = [tokenizer.encode(text, add_special_tokens=False) for text in ["1+2+3=", "45+6="]]
+    ids, mask = left_pad(prompts, tokenizer.pad_token_id)
+    eos = [tokenizer.eos_token_id]
+    ours = sample(model, ids, mask, 30, eos, tokenizer.pad_token_id, temperature=1.0, top_k=1)
+    theirs = model.generate(input_ids=ids, attention_mask=mask, do_sample=False, max_new_tokens=30,
+                            pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)[:, ids.shape[1]:]
+    assert torch.equal(ours, theirs[:, : ours.shape[1]]) and ours.shape[1] == 30
+    assert fast_decode.FastDecoder.supports(model)  # the fused decoder (and its buffer) was the one used
