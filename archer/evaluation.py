@@ -52,9 +52,8 @@ def chunk_seed(seed: int, benchmark: str, chunk: int) -> int:
 def generate_chunk(policy, tokenizer, template, engine, scorer, verifier, benchmark: str, problems: list[Sample],
                    chunk: int, k: int, seed: int) -> list[Record]:
     """Sample `k` responses for each problem of one chunk and score them."""
-    torch.manual_seed(chunk_seed(seed, benchmark, chunk))
     prompt_ids = [template.encode(problem, tokenizer) for problem in problems]
-    rollout = engine.generate(policy, prompt_ids, n=k)
+    rollout = seeded_generate(engine, policy, prompt_ids, k, chunk_seed(seed, benchmark, chunk))
     rows = [problems[g] for g in rollout.group_ids.tolist()]
     scores, _ = scorer(rollout.texts, rows)
     lengths = rollout.response_mask.sum(-1).tolist()
@@ -69,6 +68,16 @@ def generate_chunk(policy, tokenizer, template, engine, scorer, verifier, benchm
             response_tokens=int(lengths[i]), repetition=repetition_ratio(tokens, 20),
         ))
     return records
+
+
+def seeded_generate(engine, policy, prompt_ids: list[list[int]], k: int, seed: int):
+    """`k` responses per prompt, seeded by `seed` alone: through the global torch RNG, and given
+    to engines that seed each request themselves (`per_prompt_seed`, e.g. vLLM's, whose
+    sampling the torch RNG does not reach)."""
+    torch.manual_seed(seed)
+    if getattr(engine, "per_prompt_seed", False):
+        return engine.generate(policy, prompt_ids, n=k, seed=seed)
+    return engine.generate(policy, prompt_ids, n=k)
 
 
 def _extract(verifier, response: str, sample: Sample) -> str | None:
@@ -190,9 +199,8 @@ def evaluate_heldout(policy, tokenizer, template, samples: list[Sample], verifie
     Returns:
         `pass@1` (= avg@k: mean score), `pass@k`, `response_length`, `errors`.
     """
-    torch.manual_seed(seed)
     k = samples_per_problem
-    rollout = engine.generate(policy, [template.encode(s, tokenizer) for s in samples], n=k)
+    rollout = seeded_generate(engine, policy, [template.encode(s, tokenizer) for s in samples], k, seed)
     per_row = [samples[g] for g in rollout.group_ids.tolist()]
     scorer = verifier if isinstance(verifier, ScoringRunner) else ScoringRunner(verifier)
     scores, extra = scorer(rollout.texts, per_row)

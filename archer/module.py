@@ -145,11 +145,17 @@ class ArcherModule(RunLifecycle, L.LightningModule):
             self._log_text_sample(step, experience, inputs.fixed_classes, inputs.thresholds)
         if self.lr_schedulers() is not None and self._lr_unit == "rl_step":
             self.lr_schedulers().step()  # the reference's unit: once per RL step, after its updates
-        # 8. sync weights to the rollout engine and log
-        self.rollout.sync_weights(self.policy)
+        # 8. sync weights to the rollout engine (every rank: FSDP gathers from the wrapped root) and log
+        self.rollout.sync_weights(self.policy, root=self.trainer.strategy.model)
         self.rl_step = step + 1
         self._log(metrics | timer.metrics(), experience)
         self._stop_if_terminated()
+
+    def on_train_start(self) -> None:
+        super().on_train_start()
+        # the engine samples the first step from the policy as training starts it (a resumed run's
+        # checkpoint weights, not the files it was started from); every rank takes part
+        self.rollout.sync_weights(self.policy, root=self.trainer.strategy.model)
 
     # ----------------------------------------------------------------- pieces of the step
 

@@ -145,7 +145,7 @@ class HFRolloutEngine:
         """A copy with other sampling settings (e.g. the evaluation temperature)."""
         return sampling_view(self, **settings)
 
-    def sync_weights(self, policy: torch.nn.Module) -> None:
+    def sync_weights(self, policy: torch.nn.Module, root: torch.nn.Module | None = None) -> None:
         """Nothing to do: this engine samples from the training policy object itself."""
 
     @torch.no_grad()

@@ -1,25 +1,33 @@
-"""The GPU rollout engine: a vLLM `LLM` colocated with the Lightning trainer.
+"""The GPU rollout engine: a vLLM `LLM` built inside each training process (`rollout=vllm`).
 
-vLLM is an optional extra (`pip install "archer-rlvr[vllm]"`), imported only when this
-engine first generates; without it, construction fails with the install command.
+vLLM is an optional extra (`pip install "archer-rlvr[vllm]"`), imported only by this engine;
+without it, construction fails with the install command. docs/vllm.md describes the life
+cycle; in short:
 
-- Sampling parameters come from the same keys as the HF engine (temperature, top_p, top_k,
-  max_new_tokens, stop_strings) and prompts go in as token ids, so both engines see the
-  same prompts.
-- `gpu_memory_utilization` bounds vLLM's share of the GPU; with `sleep_between_steps` the
-  engine sleeps (weights to CPU, KV cache freed) while the trainer updates, if the installed
-  vLLM supports sleep mode.
-- After every RL step, `sync_weights` pushes the policy's changed tensors (those whose
-  in-place version counter moved since the last push; frozen ones never move) into vLLM's
-  model with its own `load_weights`, which maps Hugging Face names to its fused layers.
-- vLLM returns the log-prob of every sampled token; the trainer logs its gap to its own
-  (`rollout/logprob_gap`), the standard alarm for a silent weight-sync failure.
+- One engine per training process, on that process's own GPU (`cuda:LOCAL_RANK`): vLLM's
+  `external_launcher` executor runs the model in this process (no EngineCore subprocess), so
+  the weight sync is a plain call of the model's own `load_weights` with the policy's tensors.
+- Memory: after every generation the engine sleeps (level 1: weights backed up to CPU, KV cache
+  freed); the sync wakes the weights alone, the next generation the KV cache. vLLM skips a
+  `sleep` while anything is asleep, so the engine never asks for one then (`SleepCycle`).
+- The sync pushes the tensors changed since the last push (all of them when FSDP gathers
+  shards), then resets the prefix cache: cached prompt blocks were computed by old weights.
+- Every request carries its own seed, keyed by (step or chunk seed, prompt tokens), so the
+  samples do not depend on the batch a prompt shares (`per_prompt_seed`).
+- The log-prob of every sampled token comes back after temperature, top-k and top-p
+  (`processed_logprobs`), comparable with the trainer's (`rollout/logprob_gap`, rollout correction).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import hashlib
+import os
+import socket
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import SimpleNamespace
 
 import torch
@@ -31,10 +39,20 @@ from archer.rollout.hf import left_pad
 from archer.types import RolloutBatch
 
 INSTALL = 'pip install "archer-rlvr[vllm]"'
+# The vLLM releases whose sources this engine was written against (pyproject's `vllm` extra):
+# processed log-probs include the temperature from 0.10.2 on; the cap is the newest release read.
+OLDEST_VLLM, NEWEST_VLLM_READ = "0.10.2", "0.33"
+MAX_TEMPERATURE = 2.0  # vLLM's SamplingParams rejects a higher temperature
+BOTH = frozenset({"weights", "kv_cache"})  # what `sleep` puts to sleep
+# The trainer configs' strategy timeout: a process group this engine creates is the one the
+# trainer then uses (Lightning keeps a group it finds), so it must wait as long as theirs.
+PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=60)
 # Prefixes that wrappers (Lightning, DDP, FSDP, activation checkpointing) add to parameter names.
 _WRAPPER_PREFIXES = ("_forward_module.", "module.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.",
                      "_orig_mod.", "policy.")
 
+
+# ------------------------------------------------------------------ pure helpers (tested on CPU)
 
 def vllm_weight_name(name: str) -> str:
     """The Hugging Face name vLLM's `load_weights` expects for a trainer-side parameter name."""
@@ -48,20 +66,71 @@ def vllm_weight_name(name: str) -> str:
     return name
 
 
+def check_temperature(temperature: float, key: str = "rollout.temperature") -> float:
+    temperature = float(check_positive(key, temperature))
+    if temperature > MAX_TEMPERATURE:
+        raise ConfigError(f"{key}={temperature}: vLLM rejects temperatures above {MAX_TEMPERATURE}; set {key} "
+                          f"to a value in (0, {MAX_TEMPERATURE}] or use rollout=hf")
+    return temperature
+
+
 def sampling_kwargs(temperature: float, top_p: float, top_k: int, max_new_tokens: int, stop_strings: list[str],
                     n: int, seed: int | None) -> dict:
-    """`vllm.SamplingParams` arguments equivalent to the HF engine's settings."""
+    """`vllm.SamplingParams` arguments for one request, equivalent to the HF engine's settings."""
+    check_temperature(temperature, "the sampling temperature (rollout.temperature, heldout.temperature)")
     return {
         "n": n,
         "temperature": temperature,
         "top_p": top_p,
-        "top_k": top_k if top_k > 0 else -1,  # vLLM: -1 disables top-k (the HF engine's 0)
+        "top_k": top_k if top_k > 0 else -1,  # every vLLM release accepts -1 for "off" (newer ones also 0)
         "max_tokens": max_new_tokens,
         "stop": list(stop_strings) or None,
+        # the HF and lean engines keep the stop string in the response; verifiers see the same text
+        "include_stop_str_in_output": True,
         "logprobs": 0,  # the sampled token's log-prob only
         "seed": seed,
         "skip_special_tokens": True,
     }
+
+
+def llm_options(path: str, *, dtype: str, gpu_memory_utilization: float, max_num_seqs: int,
+                max_model_len: int | None, enforce_eager: bool, seed: int, sleep_mode: bool) -> dict:
+    """`vllm.LLM` arguments of an engine colocated with one training process."""
+    options = dict(
+        model=path, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=1,
+        max_num_seqs=max_num_seqs, enforce_eager=enforce_eager, seed=seed, enable_sleep_mode=sleep_mode,
+        # the model lives in this process, on this rank's GPU, reachable for `load_weights`
+        distributed_executor_backend="external_launcher",
+        # log-probs after temperature / top-k / top-p: what the token was drawn from
+        logprobs_mode="processed_logprobs",
+    )
+    if max_model_len is not None:
+        options["max_model_len"] = max_model_len
+    return options
+
+
+def _digest(text: str) -> int:
+    """48 bits of a hash: a seed that any torch generator accepts, even after adding a sample index."""
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:6], "big")
+
+
+def call_seed(engine_seed: int, rank: int, call: int) -> int:
+    """The base seed of an unseeded `generate` call: this rank's `call`-th (ranks differ)."""
+    return _digest(f"vllm/{engine_seed}/{rank}/{call}")
+
+
+def request_seeds(seed: int, prompt_ids: list[list[int]]) -> list[int]:
+    """One seed per prompt, keyed by (seed, the prompt's tokens, how many equal prompts came
+    before it): a prompt draws the same samples whichever other prompts share its batch, and
+    equal prompts in one batch still draw different ones. vLLM gives sample i of a request
+    `seed + i`; seeds are 48-bit hashes, so two prompts' ranges practically never meet."""
+    seen: Counter = Counter()
+    seeds = []
+    for ids in prompt_ids:
+        key = tuple(ids)
+        seeds.append(_digest(f"{seed}/{list(key)}/{seen[key]}"))
+        seen[key] += 1
+    return seeds
 
 
 def request_batches(prompt_ids: list[list[int]], n: int, max_sequences: int) -> Iterator[list[int]]:
@@ -84,24 +153,269 @@ def changed_tensors(named: Iterable[tuple[str, Tensor]], last_versions: dict[str
     return out
 
 
+def rank_environment(environ: Mapping[str, str], process_group: tuple[int, int] | None,
+                     free_port: Callable[[], int]) -> dict[str, str]:
+    """The variables vLLM's external launcher reads in this process: RANK and LOCAL_RANK (the
+    GPU is `cuda:LOCAL_RANK`), WORLD_SIZE, and MASTER_ADDR / MASTER_PORT when the process group
+    does not exist yet.
+
+    Args:
+        environ: the process environment (torchrun sets all five on every rank).
+        process_group: (rank, world size) of the existing default process group, or None.
+        free_port: a free local port, for a single process without MASTER_PORT.
+    """
+    launch = ("launch each rank with torchrun (e.g. `torchrun --nproc-per-node 8 -m archer.train ... trainer=ddp "
+              "trainer.devices=8 rollout=vllm`), which sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT")
+    if process_group is not None:
+        rank, world = process_group
+    else:
+        world = int(environ.get("WORLD_SIZE", "1"))
+        if world == 1 and int(environ.get("SLURM_NTASKS", "1")) > 1:
+            raise ConfigError(f"rollout=vllm under srun with {environ['SLURM_NTASKS']} tasks but no WORLD_SIZE: "
+                              f"every rank would build a one-process engine world; {launch} (srun ... torchrun ...)")
+        if world > 1 and "RANK" not in environ:
+            raise ConfigError(f"rollout=vllm on {world} processes needs RANK in each process before its engine "
+                              "starts (Lightning's own launcher starts the other ranks only at fit, after this "
+                              f"one's engine exists); {launch}")
+        rank = int(environ.get("RANK", "0"))
+    local = environ.get("LOCAL_RANK", environ.get("SLURM_LOCALID"))
+    if local is None and world > 1:
+        raise ConfigError(f"rollout=vllm on {world} processes needs LOCAL_RANK (which GPU is this rank's); {launch}")
+    env = {"RANK": str(rank), "LOCAL_RANK": str(local or 0), "WORLD_SIZE": str(world)}
+    if process_group is None:
+        missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if k not in environ]
+        if world > 1 and missing:
+            raise ConfigError(f"rollout=vllm on {world} processes needs {' and '.join(missing)}; {launch}")
+        env["MASTER_ADDR"] = environ.get("MASTER_ADDR", "127.0.0.1")
+        env["MASTER_PORT"] = environ.get("MASTER_PORT") or str(free_port())
+    return env
+
+
+def check_same_world(started: int, now: int) -> None:
+    """The engine was built for a world of `started` processes; refuse to go on in another."""
+    if started != now:
+        raise ConfigError(
+            f"rollout=vllm: this process built its engine as one of {started} process(es), but the run now has "
+            f"{now}: Lightning's own launcher starts the other ranks at fit, after the held-out evaluation built "
+            "this engine (and its one-process group). Launch every rank with torchrun instead, e.g. "
+            "`torchrun --nproc-per-node 8 -m archer.train ... trainer=ddp trainer.devices=8 rollout=vllm`")
+
+
+def check_vllm_version(version: str) -> str | None:
+    """ConfigError below the oldest supported release; a note (returned) above the newest read."""
+    from packaging.version import Version
+
+    found = Version(version)
+    if found < Version(OLDEST_VLLM):
+        raise ConfigError(f"rollout=vllm needs vLLM >= {OLDEST_VLLM} (log-probs after temperature scaling), found "
+                          f"{version}: {INSTALL}")
+    if found.release[:2] > Version(NEWEST_VLLM_READ).release[:2]:
+        return (f"[archer] vLLM {version} is newer than the releases this engine was written against "
+                f"(<= {NEWEST_VLLM_READ}.x); run experiments/gpu_check.sh once to confirm it")
+    return None
+
+
+class SleepCycle:
+    """What of vLLM's memory is asleep, and the calls that wake or sleep it in the order vLLM
+    supports (docs/vllm.md). vLLM's executor ignores `sleep` while anything is still asleep
+    ("Executor is already sleeping"), and a full `wake_up()` re-maps every allocation, so the
+    engine wakes exactly the tags that sleep and sleeps only when fully awake.
+
+    Args:
+        llm: the `vllm.LLM`.
+        enabled: sleep between generations (`rollout.sleep_between_steps`).
+        free_cached_memory: returns the trainer's cached-but-free GPU blocks before vLLM maps its own back.
+    """
+
+    def __init__(self, llm, enabled: bool, free_cached_memory: Callable[[], None]):
+        self.llm, self.enabled, self.free_cached_memory = llm, enabled, free_cached_memory
+        self.asleep: frozenset[str] = frozenset()
+
+    def wake_all(self) -> None:
+        """Before generating: everything awake."""
+        if not self.asleep:
+            return
+        self.free_cached_memory()
+        if self.asleep == BOTH:
+            self.llm.wake_up()
+        else:  # after a sync only the KV cache sleeps: waking the weights again would re-map them
+            self.llm.wake_up(tags=sorted(self.asleep))
+        self.asleep = frozenset()
+
+    def wake_weights(self) -> None:
+        """Before loading weights: the weights awake, the KV cache may sleep on."""
+        if "weights" in self.asleep:
+            self.free_cached_memory()
+            self.llm.wake_up(tags=["weights"])
+            self.asleep = self.asleep - {"weights"}
+
+    def sleep(self) -> None:
+        """After generating: weights to CPU, KV cache freed (level 1 keeps the weights, which
+        the sync of changed tensors relies on)."""
+        if not self.enabled:
+            return
+        if self.asleep:
+            raise RuntimeError(f"vLLM would ignore this sleep: {sorted(self.asleep)} still asleep")
+        self.llm.sleep(level=1)
+        self.asleep = BOTH
+
+
+# ------------------------------------------------------------------ gathering the policy's weights
+
+def _fsdp_classes() -> tuple[type, ...]:
+    try:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+    except ImportError:
+        return ()
+    return (FullyShardedDataParallel,)
+
+
+def outermost_units(module: torch.nn.Module, classes: tuple[type, ...]) -> list[torch.nn.Module]:
+    """The instances of `classes` in `module` (itself included) that no other instance contains."""
+    if not classes:
+        return []
+    if isinstance(module, classes):
+        return [module]
+    return [unit for child in module.children() for unit in outermost_units(child, classes)]
+
+
+def _is_dtensor(tensor: Tensor) -> bool:
+    try:
+        from torch.distributed.tensor import DTensor
+    except ImportError:
+        return False
+    return isinstance(tensor, DTensor)
+
+
+def _summon(unit: torch.nn.Module):
+    """FSDP1: the unit's full parameters, gathered from every rank (a collective), read-only."""
+    return type(unit).summon_full_params(unit, writeback=False, recurse=True)
+
+
+@contextlib.contextmanager
+def full_parameters(policy: torch.nn.Module, root: torch.nn.Module | None = None,
+                    classes: tuple[type, ...] | None = None):
+    """Yields (names and whole tensors of the policy's parameters, whether they were gathered).
+
+    FSDP1 shards live in the FSDP units of `root` (the module the strategy wrapped: Lightning's
+    FSDP wraps the whole LightningModule, an ancestor of the policy, and keeps the embeddings and
+    norms in that outer unit): they are summoned whole for the duration. FSDP2 parameters are
+    DTensors and come back as `full_tensor()`. Both are collectives: every rank must call this,
+    in the same order.
+    """
+    units = outermost_units(root if root is not None else policy, _fsdp_classes() if classes is None else classes)
+    with contextlib.ExitStack() as stack:
+        for unit in units:
+            stack.enter_context(_summon(unit))
+        named, gathered = [], bool(units)
+        for name, parameter in policy.named_parameters():
+            if _is_dtensor(parameter):
+                parameter, gathered = parameter.full_tensor(), True
+            named.append((name, parameter))
+        yield named, gathered
+
+
+def check_whole(weights: list[tuple[str, Tensor]], shapes: dict[str, tuple[int, ...]]) -> None:
+    """Refuse shards: every tensor must have its full shape (`shapes`, recorded from the first
+    push) and no FSDP flat parameter may pass."""
+    for name, tensor in weights:
+        expected = shapes.get(name)
+        if getattr(tensor, "_is_flat_param", False) or _is_dtensor(tensor) or (expected and tuple(tensor.shape) != expected):
+            raise RuntimeError(
+                f"weight sync: {name} has shape {tuple(tensor.shape)}, not its full {expected}: a shard reached "
+                "vLLM. Under FSDP every rank must call sync_weights(policy, root=<the module the strategy "
+                "wrapped>), so that the shards are gathered first")
+
+
+def driver_model(llm) -> torch.nn.Module:
+    """vLLM's model object in this process (external launcher: the executor is in-process).
+    `driver_worker` is a wrapper holding the GPU worker as `.worker`; `get_model` unwraps
+    the CUDA-graph wrapper."""
+    worker = llm.llm_engine.model_executor.driver_worker
+    runner = getattr(worker, "worker", worker).model_runner
+    return runner.get_model() if hasattr(runner, "get_model") else runner.model
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextlib.contextmanager
+def scoped_environ(values: dict[str, str]):
+    """`values` in os.environ while vLLM is built (it reads them then), the previous state after,
+    so the trainer's launcher still sees its own environment."""
+    before = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in before.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def join_process_group(env: dict[str, str]) -> None:
+    """Several processes: create the default process group from torchrun's variables before
+    vLLM does. vLLM would make a one-process group here (its world is the engine's, one GPU),
+    and Lightning later keeps whatever group exists."""
+    import torch.distributed as dist
+
+    if int(env["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", init_method="env://",
+                                rank=int(env["RANK"]), world_size=int(env["WORLD_SIZE"]),
+                                timeout=PROCESS_GROUP_TIMEOUT)
+
+
+def _process_group() -> tuple[int, int] | None:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return None
+
+
+def _world_now() -> int:
+    """The run's process count: the launcher's WORLD_SIZE first (Lightning's own launcher sets it in
+    this process when it starts the others), else the process group's, else 1."""
+    if "WORLD_SIZE" in os.environ:
+        return int(os.environ["WORLD_SIZE"])
+    group = _process_group()
+    return group[1] if group else 1
+
+
+def _free_cached_memory() -> None:
+    torch.cuda.empty_cache()  # a no-op until CUDA is initialised
+
+
+# ------------------------------------------------------------------ the engine
+
 class VLLMRolloutEngine:
     """Colocated vLLM sampling for Archer (same interface as `HFRolloutEngine`).
 
     Args:
         model_path: the policy's Hugging Face folder (usually `${model.path}`); None: the
-            policy is saved to a temporary folder at the first generation (the tiny default).
-        max_new_tokens, temperature, top_p, top_k, stop_strings: as `HFRolloutEngine`.
+            policy is saved to a temporary folder when the engine starts (the tiny default).
+        max_new_tokens, temperature, top_p, top_k, stop_strings: as `HFRolloutEngine`
+            (temperature at most 2, vLLM's limit).
         gpu_memory_utilization: vLLM's share of GPU memory (the rest is the trainer's).
-        tensor_parallel_size: GPUs per vLLM engine.
-        max_num_seqs: sequences vLLM schedules at once (also the size of one generate call).
+        tensor_parallel_size: GPUs per vLLM engine; only 1 (one engine per training process).
+        max_num_seqs: sequences vLLM schedules at once.
         max_model_len: prompt + response limit (None: the model's).
         dtype: vLLM weights dtype.
         sleep_between_steps: release vLLM's GPU memory while the trainer updates.
         enforce_eager: skip CUDA graph capture (faster start, slower decode).
-        seed: vLLM's sampling seed base.
+        seed: vLLM's engine seed, and the base of unseeded calls' request seeds.
         batch_size: sequences per `generate` call (None: the whole batch in one call, which
             lets vLLM schedule everything).
     """
+
+    # Every request is seeded by (step or chunk seed, prompt tokens): the trainer and the
+    # evaluation pass their seed, and samples do not depend on the batch or the rank count.
+    per_prompt_seed = True
 
     def __init__(self, model_path: str | None = None, max_new_tokens: int = 1024, temperature: float = 1.0,
                  top_p: float = 1.0, top_k: int = 0, stop_strings: list[str] | None = None,
@@ -109,24 +423,32 @@ class VLLMRolloutEngine:
                  max_model_len: int | None = None, dtype: str = "bfloat16", sleep_between_steps: bool = True,
                  enforce_eager: bool = False, seed: int = 0, batch_size: int | None = None):
         try:
-            import vllm  # noqa: F401
+            import vllm
         except ImportError as err:
             raise ConfigError(f"rollout=vllm needs vLLM, which is not installed: {INSTALL} (on a CUDA machine)") from err
+        note = check_vllm_version(getattr(vllm, "__version__", OLDEST_VLLM))
+        if note:
+            print(note, flush=True)
         self.max_new_tokens = int(check_positive("rollout.max_new_tokens", max_new_tokens))
-        self.temperature = float(check_positive("rollout.temperature", temperature))
+        self.temperature = check_temperature(temperature)
         if not 0 < top_p <= 1:
-            raise ConfigError(f"rollout.top_p must be in (0, 1], got {top_p}")
+            raise ConfigError(f"rollout.top_p must be in (0, 1], got {top_p}; set rollout.top_p=1.0 to turn it off")
         if not 0 < gpu_memory_utilization < 1:
-            raise ConfigError(f"rollout.gpu_memory_utilization must be in (0, 1), got {gpu_memory_utilization}")
+            raise ConfigError(f"rollout.gpu_memory_utilization must be in (0, 1), got {gpu_memory_utilization}; "
+                              "it is vLLM's share of each GPU, e.g. 0.5")
+        if tensor_parallel_size != 1:
+            raise ConfigError(
+                f"rollout.tensor_parallel_size={tensor_parallel_size}: this engine runs one vLLM per training "
+                "process on that process's GPU; tensor parallelism would need every rank of a group to sample the "
+                "same prompts with the same seeds (docs/vllm.md). Set rollout.tensor_parallel_size=1")
         self.model_path, self.top_p, self.top_k = model_path, float(top_p), int(top_k)
         self.stop_strings = list(stop_strings or [])
-        self.options = dict(gpu_memory_utilization=gpu_memory_utilization, tensor_parallel_size=tensor_parallel_size,
-                            max_num_seqs=max_num_seqs, max_model_len=max_model_len, dtype=dtype,
-                            enforce_eager=enforce_eager, seed=seed)
+        self.options = dict(dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, max_num_seqs=max_num_seqs,
+                            max_model_len=max_model_len, enforce_eager=enforce_eager, seed=seed)
         self.batch_size, self.sleep_between_steps, self.seed = batch_size, sleep_between_steps, seed
         self.tokenizer = None
-        # the engine itself, shared with copies made by `with_sampling` (one vLLM per process)
-        self._s = SimpleNamespace(llm=None, versions={}, asleep=False, folder=None, calls=0)
+        # the engine itself, shared with the views made by `with_sampling` (one vLLM per process)
+        self._s = SimpleNamespace(llm=None, cycle=None, versions={}, shapes={}, folder=None, calls=0, rank=0, world=1)
 
     def with_sampling(self, **settings) -> VLLMRolloutEngine:
         """A view of this engine (the same vLLM instance) with other sampling settings, e.g.
@@ -137,55 +459,28 @@ class VLLMRolloutEngine:
         self.tokenizer = tokenizer
         return self
 
-    # -- the engine's life cycle ----------------------------------------------------------
-
-    def _start(self, policy: torch.nn.Module) -> None:
-        from vllm import LLM
-
-        path = self.model_path
-        if path is None:  # an in-process policy: hand vLLM a saved copy
-            self._s.folder = tempfile.TemporaryDirectory(prefix="archer-vllm-")
-            policy.save_pretrained(self._s.folder.name)
-            self.tokenizer.save_pretrained(self._s.folder.name)
-            path = self._s.folder.name
-        options = {k: v for k, v in self.options.items() if v is not None}
-        try:
-            self._s.llm = LLM(model=path, enable_sleep_mode=self.sleep_between_steps, **options)
-        except TypeError:  # a vLLM without sleep mode
-            self.sleep_between_steps = False
-            self._s.llm = LLM(model=path, **options)
-        self._s.versions = {}
-        changed_tensors(policy.named_parameters(), self._s.versions)  # vLLM loaded exactly these weights
-
-    def _wake(self) -> None:
-        if self._s.asleep:
-            self._s.llm.wake_up()
-            self._s.asleep = False
-
-    def _sleep(self) -> None:
-        if self.sleep_between_steps and not self._s.asleep and hasattr(self._s.llm, "sleep"):
-            self._s.llm.sleep(level=1)
-            self._s.asleep = True
+    # -- sampling ---------------------------------------------------------------------------
 
     @torch.no_grad()
-    def generate(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int = 1, seed: int | None = None) -> RolloutBatch:
+    def generate(self, policy: torch.nn.Module, prompt_ids: list[list[int]], n: int = 1,
+                 seed: int | None = None) -> RolloutBatch:
+        """`n` responses per prompt (consecutive), with vLLM's log-probs as `engine_logprobs`.
+        `seed`: the step's or evaluation chunk's; None: one drawn from (engine seed, rank, call)."""
         from vllm import SamplingParams
 
-        if self.tokenizer is None:
-            raise RuntimeError("VLLMRolloutEngine.bind(tokenizer) must be called before generate")
-        if self._s.llm is None:
-            self._start(policy)
-        self._wake()
-        self._s.calls += 1
-        base = self.seed * 1_000_003 + self._s.calls if seed is None else seed
+        self._ensure_started(policy)
+        s = self._s
+        s.calls += 1
+        seeds = request_seeds(seed if seed is not None else call_seed(self.seed, s.rank, s.calls), prompt_ids)
+        s.cycle.wake_all()
         outputs = [None] * len(prompt_ids)
         for indices in request_batches(prompt_ids, n, self.batch_size or len(prompt_ids) * n):
-            params = SamplingParams(**sampling_kwargs(self.temperature, self.top_p, self.top_k, self.max_new_tokens,
-                                                      self.stop_strings, n, base + indices[0]))
-            results = self._s.llm.generate([{"prompt_token_ids": prompt_ids[i]} for i in indices], params, use_tqdm=False)
+            params = [SamplingParams(**sampling_kwargs(self.temperature, self.top_p, self.top_k, self.max_new_tokens,
+                                                       self.stop_strings, n, seeds[i])) for i in indices]
+            results = s.llm.generate([{"prompt_token_ids": prompt_ids[i]} for i in indices], params, use_tqdm=False)
             for i, result in zip(indices, results):
                 outputs[i] = result
-        self._sleep()
+        s.cycle.sleep()
         return self._to_batch(prompt_ids, outputs, n)
 
     def _to_batch(self, prompt_ids: list[list[int]], outputs, n: int) -> RolloutBatch:
@@ -211,53 +506,78 @@ class VLLMRolloutEngine:
         return RolloutBatch(prompts, prompt_mask, response_ids, response_mask, torch.tensor(truncated), group_ids, texts,
                             engine_logprobs=engine_logprobs)
 
-    def sync_weights(self, policy: torch.nn.Module) -> int:
-        """Push the policy's changed tensors into vLLM; returns how many were sent."""
+    # -- weights ----------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def sync_weights(self, policy: torch.nn.Module, root: torch.nn.Module | None = None) -> int:
+        """Make vLLM hold the policy's current weights (starting the engine if needed); returns
+        how many tensors were pushed. Every rank must call it: FSDP gathers are collectives.
+
+        Args:
+            root: the module the training strategy wrapped (under FSDP it holds shards of the
+                policy's parameters); None: the policy itself.
+        """
         if self._s.llm is None:
-            return 0
-        with _full_parameters(policy):  # FSDP: gather the shards (every rank takes part)
-            weights = changed_tensors(policy.named_parameters(), self._s.versions)
+            return self._start(policy, root)
+        check_same_world(self._s.world, _world_now())
+        return self._sync(policy, root)
+
+    def _sync(self, policy: torch.nn.Module, root: torch.nn.Module | None) -> int:
+        with full_parameters(policy, root) as (named, gathered):
+            # gathered tensors are new every time (their versions say nothing): push them all
+            weights = [(vllm_weight_name(n), t.detach()) for n, t in named] if gathered else \
+                changed_tensors(named, self._s.versions)
             self._push(weights)
         return len(weights)
 
     def _push(self, weights: list[tuple[str, Tensor]]) -> None:
         if not weights:
             return
-        if self._s.asleep:
-            self._s.llm.wake_up(tags=["weights"]) if _accepts_tags(self._s.llm) else self._s.llm.wake_up()
-        _load_weights(self._s.llm, weights)
-        if self._s.asleep:
-            self._s.llm.sleep(level=1)  # keeps the new weights in its CPU backup
+        if not self._s.shapes:
+            self._s.shapes = {name: tuple(t.shape) for name, t in weights}
+        check_whole(weights, self._s.shapes)
+        self._s.cycle.wake_weights()  # from here until the next generation only the KV cache sleeps
+        driver_model(self._s.llm).load_weights(weights)
+        # prompt blocks cached before the push were computed by the old weights
+        self._s.llm.reset_prefix_cache()
 
+    # -- the engine's start ----------------------------------------------------------------
 
-def _full_parameters(policy: torch.nn.Module):
-    """FSDP's summon_full_params when the policy is sharded, else a no-op context."""
-    import contextlib
+    def _ensure_started(self, policy: torch.nn.Module) -> None:
+        if self._s.llm is None:
+            self._start(policy, None)
+        else:
+            check_same_world(self._s.world, _world_now())
 
-    try:
-        from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
-    except ImportError:
-        return contextlib.nullcontext()
-    if any(isinstance(m, FSDP) for m in policy.modules()):
-        return FSDP.summon_full_params(policy, writeback=False, recurse=True)
-    return contextlib.nullcontext()
+    def _start(self, policy: torch.nn.Module, root: torch.nn.Module | None) -> int:
+        """Build vLLM on this rank's GPU; returns how many tensors were pushed into it."""
+        from vllm import LLM
 
+        if self.tokenizer is None:
+            raise RuntimeError("VLLMRolloutEngine.bind(tokenizer) must be called before it generates or syncs")
+        env = rank_environment(os.environ, _process_group(), free_port)
+        self._s.rank, self._s.world = int(env["RANK"]), int(env["WORLD_SIZE"])
+        path = self.model_path or self._save_copy(policy, root)
+        # the external launcher requires in-process execution (newer vLLM releases set this themselves)
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        with scoped_environ(env):
+            join_process_group(env)
+            llm = LLM(**llm_options(path, sleep_mode=self.sleep_between_steps, **self.options))
+        self._s.llm, self._s.cycle = llm, SleepCycle(llm, self.sleep_between_steps, _free_cached_memory)
+        self._s.versions, self._s.shapes = {}, {}
+        if self.model_path is None:  # vLLM read a copy of this very policy
+            weights = changed_tensors(policy.named_parameters(), self._s.versions)
+            self._s.shapes = {name: tuple(t.shape) for name, t in weights}
+            return 0
+        # vLLM read the files; the policy in memory may differ (a resumed run, fp32 master weights)
+        return self._sync(policy, root)
 
-def _accepts_tags(llm) -> bool:
-    import inspect
-
-    try:
-        return "tags" in inspect.signature(llm.wake_up).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _load_weights(llm, weights: list[tuple[str, Tensor]]) -> None:
-    """`model.load_weights(weights)` inside vLLM, across the versions' APIs."""
-    if hasattr(llm, "apply_model"):  # vLLM >= 0.9: documented, runs in every worker
-        llm.apply_model(lambda model: model.load_weights(weights))
-        return
-    executor = llm.llm_engine.model_executor
-    worker = executor.driver_worker
-    runner = getattr(worker, "worker", worker).model_runner
-    runner.model.load_weights(weights)
+    def _save_copy(self, policy: torch.nn.Module, root: torch.nn.Module | None) -> str:
+        if outermost_units(root if root is not None else policy, _fsdp_classes()) or \
+                any(_is_dtensor(p) for p in policy.parameters()):
+            raise ConfigError("rollout=vllm starts from the policy's files when its parameters are sharded: "
+                              "set model.path (rollout.model_path) to the policy's Hugging Face folder")
+        self._s.folder = tempfile.TemporaryDirectory(prefix="archer-vllm-")
+        policy.save_pretrained(self._s.folder.name)
+        self.tokenizer.save_pretrained(self._s.folder.name)
+        return self._s.folder.name
