@@ -82,16 +82,24 @@ def response_logprobs(
     # prompt sharing needs the prompt's key/value cache, which activation checkpointing turns off
     share = group_ids is not None and not (model.training and activation_checkpointing(model))
     shared = _shared_prompts(prompt_ids[:, first:], group_ids, length) if share else None
+    # Under causal attention, right padding comes after every real token and never reaches one:
+    # without left padding the forward needs no mask, and the model skips building a dense
+    # [n, 1, L, L] mask for its attention (the same logits on real tokens, less memory).
+    needs_mask = not bool(prompt_mask[:, first:].all())
     prompt_ids, prompt_mask = prompt_ids[:, first:].to(device), prompt_mask[:, first:].to(device)
     responses = response_ids[:, :length].to(device)
     mask = torch.cat([prompt_mask, response_mask[:, :length].to(device)], dim=1)
-    positions = (mask.long().cumsum(-1) - 1).clamp(min=0)
+    # Real tokens count from 0 after the left padding; right padding keeps counting (repeated
+    # positions would read as packed sequences, for which transformers builds a dense mask).
+    left_pads = (~prompt_mask).sum(-1, keepdim=True)
+    positions = (torch.arange(mask.shape[1], device=device)[None] - left_pads).clamp(min=0)
     if shared is not None:
         logits = _logits_sharing_prompts(model, prompt_ids, responses, mask, positions, *(t.to(device) for t in shared))
     else:
         ids = torch.cat([prompt_ids, responses], dim=1)
         kwargs = {"logits_to_keep": length + 1} if _accepts_logits_to_keep(type(model)) else {}
-        logits = model(input_ids=ids, attention_mask=mask.long(), position_ids=positions, use_cache=False, **kwargs).logits
+        attention = mask.long() if needs_mask else None
+        logits = model(input_ids=ids, attention_mask=attention, position_ids=positions, use_cache=False, **kwargs).logits
         logits = logits[:, -(length + 1) : -1]
     logprobs, entropy = ops.token_logprobs_and_entropy(logits, responses, temperature)
     valid = response_mask[:, :length].to(device)

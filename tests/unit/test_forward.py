@@ -46,3 +46,39 @@ def test_sharing_is_skipped_when_it_saves_little_or_prompts_differ():
     assert forward._shared_prompts(prompt_ids, groups, length=2) is not None
     assert forward._shared_prompts(prompt_ids, groups, length=10_000) is None  # prompts are a tiny share
     assert forward._shared_prompts(prompt_ids, torch.zeros_like(groups), length=2) is None  # one id, many prompts
+
+
+def test_right_padded_rows_run_without_a_mask_and_match_each_row_alone():
+    """No left padding: the model gets no attention mask and positions that keep counting over
+    the right padding (repeated positions would read as packed sequences, for which transformers
+    builds a dense mask), and every row's log-probs equal those of the row run alone."""
+    model = build_tiny_model(build_char_tokenizer(), TinyModelConfig(hidden_size=32, num_layers=2, num_heads=2,
+                                                                    intermediate_size=64))
+    torch.manual_seed(0)
+    prompt_ids = torch.randint(4, 200, (3, 5))
+    prompt_mask = torch.ones_like(prompt_ids, dtype=torch.bool)
+    response_ids = torch.randint(4, 200, (3, 6))
+    response_mask = torch.arange(6)[None] < torch.tensor([[6], [3], [1]])
+    calls = []
+    original = model.forward
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return original(*args, **kwargs)
+
+    model.forward = spy
+    lp, _ = forward.response_logprobs(model, prompt_ids, prompt_mask, response_ids, response_mask)
+    assert calls[0]["attention_mask"] is None
+    assert torch.equal(calls[0]["position_ids"], torch.arange(11).expand(3, -1))
+    for row in range(3):
+        n = int(response_mask[row].sum())
+        alone, _ = forward.response_logprobs(model, prompt_ids[row:row + 1], prompt_mask[row:row + 1],
+                                             response_ids[row:row + 1, :n], response_mask[row:row + 1, :n])
+        torch.testing.assert_close(lp[row, :n], alone[0], atol=1e-5, rtol=1e-5)
+        assert (lp[row, n:] == 0).all()
+    # with left padding the mask is kept
+    prompt_mask[1, :2] = False
+    calls.clear()
+    forward.response_logprobs(model, prompt_ids, prompt_mask, response_ids, response_mask)
+    assert calls[0]["attention_mask"] is not None
+    assert calls[0]["position_ids"][1, 2:].tolist() == list(range(9))
