@@ -95,6 +95,10 @@ class HFRolloutEngine:
         top_p, top_k: nucleus / top-k sampling (1.0 / 0 disable them).
         stop_strings: extra strings that end a response (besides EOS).
         batch_size: sequences generated at once (memory bound).
+        cache_memory_gb: a bound on the key/value cache of one generation call: fewer rows go
+            in at once when rows x (longest prompt + max_new_tokens) would hold more (a group's
+            samples may then be split across calls). None: 70% of the GPU memory free when the
+            call starts, and no bound on the CPU.
         dtype: the dtype the policy computes in while sampling (float32, bfloat16, float16; None:
             its parameters' dtype): bf16 sampling over fp32 master weights, whatever autocast
             surrounds the call.
@@ -117,6 +121,7 @@ class HFRolloutEngine:
         per_prompt_seed: bool = False,
         dtype: str | None = None,
         logprobs: bool = False,
+        cache_memory_gb: float | None = None,
     ):
         self.max_new_tokens = int(check_positive("rollout.max_new_tokens", max_new_tokens))
         self.temperature = float(check_positive("rollout.temperature", temperature))
@@ -130,6 +135,8 @@ class HFRolloutEngine:
             raise ConfigError(f"rollout.dtype must be one of {list(DTYPES)} or null, got {dtype!r}")
         self.dtype = dtype
         self.logprobs = bool(logprobs)
+        self.cache_memory_gb = None if cache_memory_gb is None else float(
+            check_positive("rollout.cache_memory_gb", cache_memory_gb))
         self.tokenizer = None
 
     @property
@@ -199,8 +206,18 @@ class HFRolloutEngine:
                 eos_ids: list[int]) -> list[SampledChunk]:
         """The sampled chunks, rows in prompt order, n per prompt."""
         rows = [ids for ids in prompt_ids for _ in range(n)]
-        return [self._generate_chunk(policy, rows[start : start + self.batch_size], eos_ids)
-                for start in range(0, len(rows), self.batch_size)]
+        per_call = self.rows_per_call(policy, prompt_ids)
+        return [self._generate_chunk(policy, rows[start : start + per_call], eos_ids)
+                for start in range(0, len(rows), per_call)]
+
+    def rows_per_call(self, policy: torch.nn.Module, prompt_ids: list[list[int]]) -> int:
+        """Sequences one generation call may hold: `batch_size`, fewer when their key/value
+        cache at full length would exceed `cache_memory_gb` (or, on a GPU, 70% of free memory)."""
+        budget = self.cache_memory_gb * 2**30 if self.cache_memory_gb is not None else _free_accelerator_bytes(policy)
+        if budget is None:
+            return self.batch_size
+        longest = max((len(ids) for ids in prompt_ids), default=0) + self.max_new_tokens
+        return max(1, min(self.batch_size, int(budget // (kv_bytes_per_token(policy, self.torch_dtype) * longest))))
 
     def _generate_chunk(self, policy: torch.nn.Module, rows: list[list[int]], eos_ids: list[int]) -> SampledChunk:
         device = next(policy.parameters()).device
@@ -225,6 +242,30 @@ class HFRolloutEngine:
             scores = torch.stack(out.scores, dim=1).float().log_softmax(-1)
             logprobs = scores.gather(-1, tokens[:, : scores.shape[1], None])[..., 0].cpu()
         return SampledChunk(tokens.cpu(), stops.lengths if stops else None, logprobs)
+
+
+# share of the free GPU memory the key/value cache of one call may take when no budget is set:
+# the rest covers the step's logits, the prefill's activations and allocator slack
+FREE_MEMORY_SHARE = 0.7
+
+
+def kv_bytes_per_token(model: torch.nn.Module, dtype: torch.dtype | None = None) -> int:
+    """Bytes of key/value cache one token of one sequence takes: layers x (keys + values) x
+    key/value heads x head size x the element size of `dtype` (default: the parameters')."""
+    config = model.config
+    heads = config.num_attention_heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    itemsize = (dtype or next(model.parameters()).dtype).itemsize
+    return config.num_hidden_layers * 2 * kv_heads * head_dim * itemsize
+
+
+def _free_accelerator_bytes(policy: torch.nn.Module) -> float | None:
+    device = next(policy.parameters()).device
+    if device.type != "cuda":
+        return None
+    free, _total = torch.cuda.mem_get_info(device)
+    return FREE_MEMORY_SHARE * free
 
 
 def _eos_ids(policy: torch.nn.Module, tokenizer) -> list[int]:

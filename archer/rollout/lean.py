@@ -24,12 +24,21 @@ class LeanRolloutEngine(HFRolloutEngine):
         if self.stop_strings:
             return super()._sample(policy, prompt_ids, n, eos_ids)
         device = next(policy.parameters()).device
-        per_chunk = max(1, self.batch_size // n)  # whole groups per chunk
         chunks = []
-        for start in range(0, len(prompt_ids), per_chunk):
-            ids, mask = left_pad(prompt_ids[start : start + per_chunk], self.tokenizer.pad_token_id)
+        for prompts, repeats in call_plan(len(prompt_ids), n, self.rows_per_call(policy, prompt_ids)):
+            ids, mask = left_pad([prompt_ids[i] for i in prompts], self.tokenizer.pad_token_id)
             tokens, logprobs = sample(policy, ids.to(device), mask.to(device), self.max_new_tokens, eos_ids,
-                                      self.tokenizer.pad_token_id, self.temperature, self.top_k, self.top_p, repeats=n,
-                                      dtype=self.torch_dtype, return_logprobs=True)
+                                      self.tokenizer.pad_token_id, self.temperature, self.top_k, self.top_p,
+                                      repeats=repeats, dtype=self.torch_dtype, return_logprobs=True)
             chunks.append(SampledChunk(tokens.cpu(), None, logprobs.cpu() if self.logprobs else None))
         return chunks
+
+
+def call_plan(prompts: int, n: int, rows_per_call: int) -> list[tuple[list[int], int]]:
+    """(prompt indices, samples of each) per sampler call, rows in prompt order, at most
+    `rows_per_call` rows a call: whole groups while a group fits, else one prompt's samples
+    split over several calls."""
+    if rows_per_call >= n:
+        per_call = rows_per_call // n
+        return [(list(range(first, min(first + per_call, prompts))), n) for first in range(0, prompts, per_call)]
+    return [([prompt], min(rows_per_call, n - done)) for prompt in range(prompts) for done in range(0, n, rows_per_call)]

@@ -114,3 +114,50 @@ def test_the_key_value_buffer_grows_with_the_responses_and_still_decodes_exactly
                             pad_token_id=tokenizer.pad_token_id, eos_token_id=eos)[:, ids.shape[1]:]
     assert torch.equal(ours, theirs[:, : ours.shape[1]]) and ours.shape[1] == 30
     assert fast_decode.FastDecoder.supports(model)  # the fused decoder (and its buffer) was the one used
+
+
+def test_call_plan_keeps_prompt_order_and_the_row_bound():
+    from archer.rollout.lean import call_plan
+
+    assert call_plan(5, 4, 8) == [([0, 1], 4), ([2, 3], 4), ([4], 4)]  # whole groups
+    assert call_plan(2, 5, 2) == [([0], 2), ([0], 2), ([0], 1), ([1], 2), ([1], 2), ([1], 1)]  # split groups
+    for prompts, n, bound in [(3, 7, 3), (4, 2, 5), (1, 16, 1)]:
+        plan = call_plan(prompts, n, bound)
+        assert all(len(p) * r <= bound for p, r in plan)
+        assert [i for p, r in plan for i in p for _ in range(r)] == [i for i in range(prompts) for _ in range(n)]
+
+
+def test_cache_memory_bound_caps_the_rows_of_each_call(monkeypatch):
+    """rows x (longest prompt + max_new_tokens) x key/value bytes per token stays within
+    rollout.cache_memory_gb; the rollout keeps its shape and order."""
+    import archer.rollout.lean as lean
+    from archer.rollout.fast_decode import FastDecoder
+    from archer.rollout.hf import kv_bytes_per_token
+
+    model, tokenizer = _model()
+    # the formula counts what the fused decoder really allocates per row and token
+    prompt = torch.tensor([[5, 6, 7]])
+    cache = model(input_ids=prompt, use_cache=True).past_key_values
+    decoder = FastDecoder(model, cache, batch=1, total_len=3 + 5)
+    held = sum(t.numel() * t.element_size() for t in decoder.keys + decoder.values)
+    assert held == kv_bytes_per_token(model) * decoder.capacity
+
+    prompts = [tokenizer.encode(text, add_special_tokens=False) for text in ["1+2=", "34+5=", "6="]]
+    per_row = kv_bytes_per_token(model) * (max(map(len, prompts)) + 10)
+    calls = []
+    real = lean.sample
+
+    def spy(policy, ids, *args, repeats, **kwargs):
+        calls.append(ids.shape[0] * repeats)
+        return real(policy, ids, *args, repeats=repeats, **kwargs)
+
+    monkeypatch.setattr(lean, "sample", spy)
+    engine = LeanRolloutEngine(max_new_tokens=10, batch_size=64, cache_memory_gb=3.5 * per_row / 2**30).bind(tokenizer)
+    assert engine.rows_per_call(model, prompts) == 3
+    batch = engine.generate(model, prompts, n=4)
+    assert calls == [3, 1, 3, 1, 3, 1] and max(calls) * per_row <= engine.cache_memory_gb * 2**30
+    assert batch.group_ids.tolist() == [g for g in range(3) for _ in range(4)]
+    assert batch.response_ids.shape[0] == 12 and batch.prompt_ids.shape[0] == 12
+    calls.clear()
+    LeanRolloutEngine(max_new_tokens=10, batch_size=64).bind(tokenizer).generate(model, prompts, n=4)
+    assert calls == [12]  # no bound on CPU unless one is set
