@@ -12,6 +12,7 @@ passes run in eval mode; the reference pass is skipped when no KL coefficient is
 from __future__ import annotations
 
 import copy
+import inspect
 import itertools
 import time
 from collections.abc import Callable
@@ -93,8 +94,9 @@ class ArcherModule(RunLifecycle, L.LightningModule):
         # process (set by archer-train); `clock` is when this process started the run
         self.record: dict = {}
         self.clock = time.perf_counter()
-        # record each phase's peak memory (memory/<phase>_peak_mb); benchmarks turn it on
-        self.track_memory = False
+        # record each phase's peak memory (memory/<phase>_peak_mb): free on CUDA (the allocator
+        # counts it); on CPU it takes a sampling thread, so only benchmarks turn it on
+        self.track_memory = torch.cuda.is_available()
         # why the run ended early (a SIGTERM), and the checkpoint it resumed from (for the reference)
         self.stopped_by: str | None = None
         self.resume_path: Path | None = None
@@ -146,7 +148,7 @@ class ArcherModule(RunLifecycle, L.LightningModule):
         if self.lr_schedulers() is not None and self._lr_unit == "rl_step":
             self.lr_schedulers().step()  # the reference's unit: once per RL step, after its updates
         # 8. sync weights to the rollout engine (every rank: FSDP gathers from the wrapped root) and log
-        self.rollout.sync_weights(self.policy, root=self.trainer.strategy.model)
+        self._sync_rollout()
         self.rl_step = step + 1
         self._log(metrics | timer.metrics(), experience)
         self._stop_if_terminated()
@@ -155,7 +157,15 @@ class ArcherModule(RunLifecycle, L.LightningModule):
         super().on_train_start()
         # the engine samples the first step from the policy as training starts it (a resumed run's
         # checkpoint weights, not the files it was started from); every rank takes part
-        self.rollout.sync_weights(self.policy, root=self.trainer.strategy.model)
+        self._sync_rollout()
+
+    def _sync_rollout(self) -> None:
+        # the contract is sync_weights(policy); engines that gather FSDP shards also take the
+        # module the strategy wrapped, which holds them
+        if "root" in inspect.signature(self.rollout.sync_weights).parameters:
+            self.rollout.sync_weights(self.policy, root=self.trainer.strategy.model)
+        else:
+            self.rollout.sync_weights(self.policy)
 
     # ----------------------------------------------------------------- pieces of the step
 
