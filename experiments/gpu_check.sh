@@ -99,7 +99,7 @@ PY
     run_default vllm_4k model=hf model.path="$OUT/llama" rollout=vllm rollout.max_new_tokens=4096 \
       rollout.max_model_len=4608 rollout.gpu_memory_utilization=0.3 rollout.dtype=bfloat16 \
       trainer.precision=bf16-mixed model.gradient_checkpointing=true rl.steps=2 rl.prompts_per_step=4 \
-      rl.samples_per_prompt=4 rl.mini_batch_prompts=4 rl.micro_batch_size=2 heldout.max_problems=0 \
+      rl.samples_per_prompt=4 rl.mini_batch_prompts=4 rl.micro_batch_tokens=9216 heldout.max_problems=0 \
       validation.every_n_steps=0 checkpoint.every_n_steps=0
   fi
 else

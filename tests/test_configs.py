@@ -99,3 +99,19 @@ def test_experiment_files_follow_the_reference_training_semantics():
         assert cfg.rl.loss_denominator == "nominal"
         assert (cfg.scheduler.unit, cfg.scheduler.from_zero, cfg.scheduler.warmup_steps) == ("rl_step", True, 10)
         assert cfg.model.master_dtype == "float32" and cfg.model.dtype == "bfloat16"
+
+
+@pytest.mark.parametrize("experiment", ["archer_code_1_5b", "archer_math_1_5b", "dapo_code_1_5b"])
+def test_paper_experiments_run_vllm_with_checkpointing_and_a_token_budget(experiment, monkeypatch):
+    """What lets 32K-token responses fit (docs/memory.md): vLLM rollouts, activation
+    checkpointing, micro-batches packed under a token budget that holds one whole response."""
+    from tests import fake_vllm
+
+    cfg = _compose_train([f"experiment={experiment}", "model.path=/models/x", "data.source.train_path=/d.jsonl"])
+    assert cfg.rollout._target_ == "archer.rollout.vllm.VLLMRolloutEngine"
+    assert cfg.model.gradient_checkpointing is True
+    schedule = instantiate(cfg.rl)
+    assert schedule.micro_batch_tokens >= cfg.rollout.max_new_tokens == 32768
+    fake_vllm.install(monkeypatch)  # the engine's construction checks its settings; no GPU needed
+    engine = instantiate(cfg.rollout)
+    assert engine.model_path == "/models/x" and engine.max_new_tokens == 32768 and engine.sleep_between_steps
