@@ -99,6 +99,8 @@ def collect_experience(
     metrics = {"reward/errors": 0.0, "reward/timeouts": 0.0, "train/generated_tokens": 0.0}
     generated_groups = kept_groups = 0
     all_scores = []
+    solved: float | None = None
+    part_sums: dict[str, float] = {}
     for attempt in range(1 + group_filter.refill_tries):
         rollout = generate(prompts)
         metrics["train/generated_tokens"] += float(rollout.response_mask.sum())  # the sampling budget, filtered or not
@@ -106,6 +108,11 @@ def collect_experience(
         scores, score_metrics = score(rollout.texts, samples)
         for key in ("reward/errors", "reward/timeouts"):
             metrics[key] += score_metrics.get(key, 0.0)
+        if "reward/solved" in score_metrics:  # a reward with parts: accuracy is its accuracy part's
+            solved = (solved or 0.0) + score_metrics["reward/solved"]
+        for key, value in score_metrics.items():  # each part's mean, weighted by responses over rounds
+            if key not in ("reward/errors", "reward/timeouts", "reward/solved"):
+                part_sums[key] = part_sums.get(key, 0.0) + value * len(scores)
         all_scores.append(scores)
         generated_groups += len(prompts)
         keep = group_filter.keep(scores, rollout.group_ids)
@@ -122,11 +129,14 @@ def collect_experience(
     seen = torch.cat(all_scores)
     metrics.update({  # means carry their weights (archer/distributed.py): responses, groups
         "train/reward": seen.mean().item(), "train/reward@weight": float(seen.numel()),
-        "train/accuracy": (seen == 1).float().mean().item(), "train/accuracy@weight": float(seen.numel()),
+        "train/accuracy": (seen == 1).float().mean().item() if solved is None else solved / seen.numel(),
+        "train/accuracy@weight": float(seen.numel()),
         "train/scored_responses": float(seen.numel()),
         "train/groups_filtered": 1.0 - kept_groups / generated_groups, "train/groups_filtered@weight": float(generated_groups),
         "train/generation_rounds": float(attempt + 1),
     })
+    metrics.update({key: total / seen.numel() for key, total in part_sums.items()})
+    metrics.update({f"{key}@weight": float(seen.numel()) for key in part_sums})
     if not parts:
         return None, metrics
     rollout = concat_rollouts([p[0] for p in parts], pad_id)

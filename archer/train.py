@@ -153,7 +153,7 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
     eval_engine = c.rollout.with_sampling(temperature=cfg.heldout.temperature)  # the same engine (one vLLM)
 
     def evaluate() -> dict:
-        return evaluate_heldout(policy, tokenizer, c.template, heldout, scorer, eval_engine,
+        return evaluate_heldout(policy, tokenizer, c.template, heldout, scorer.for_accuracy(), eval_engine,
                                 cfg.heldout.samples_per_problem, seed=cfg.seed)
 
     resuming = cfg.ckpt_path is not None
@@ -265,7 +265,9 @@ def build_validation(cfg: DictConfig, c: Components, heldout: list, scorer, engi
         sets[name] = load_benchmark(name, v.max_problems)
     if not sets:
         return None
-    return ValidationLoop(sets, c.template, c.verifier, scorer, engine, v.every_n_steps, v.k, cfg.seed)
+    # validation reports solving the problem: a reward with parts is graded by its accuracy part
+    grader = scorer.for_accuracy()
+    return ValidationLoop(sets, c.template, grader.verifier, grader, engine, v.every_n_steps, v.k, cfg.seed)
 
 
 def _report(summary: dict, run_dir: Path) -> None:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from archer.config_checks import ConfigError, check_positive
 from archer.types import Sample
+from archer.verifiers.scores import checked, clip_reward, evaluate, reward_range
 
 if TYPE_CHECKING:
     import torch
@@ -80,7 +81,9 @@ class ScoringRunner:
     """`runner(responses, samples) -> (scores [N], metrics)` with any `Verifier`.
 
     Args:
-        verifier: `verifier(response, sample) -> float` in [0, 1]; must be picklable to use workers.
+        verifier: `verifier(response, sample) -> float`, clipped to its `reward_range` ((0, 1) unless
+            it says otherwise; None: any finite value); with `components` and `combine` (e.g.
+            `WeightedReward`), each part is logged as `reward/<name>`. Must be picklable to use workers.
         workers: worker processes; 0 scores in this process; "auto": min(CPUs, 8) for verifiers
             marked `isolated`, else 0.
         timeout: seconds one response may take in a worker before it scores 0.
@@ -111,10 +114,25 @@ class ScoringRunner:
                                   f"{type(verifier).__name__} is not ({err}); set scoring.workers=0") from err
         self._pool: list[_Worker] = []
         self._finalizer = weakref.finalize(self, _stop_all, self._pool)
+        self._options = {"workers": workers, "timeout": timeout, "startup_timeout": startup_timeout}
+        self._accuracy_runner: ScoringRunner | None = None
+
+    def for_accuracy(self) -> ScoringRunner:
+        """The runner that grades correctness alone: this one, or for a reward with parts
+        (`accuracy_verifier`) a runner of that part with the same options (held-out
+        evaluation and validation report solving the problem, not format bonuses)."""
+        part = getattr(self.verifier, "accuracy_verifier", None)
+        if part is None:
+            return self
+        if self._accuracy_runner is None:
+            self._accuracy_runner = ScoringRunner(part, **self._options)
+        return self._accuracy_runner
 
     def __call__(self, responses: list[str], samples: list[Sample],
                  draws: list[str] | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """Scores [N] in [0, 1] and counts of failures.
+        """Scores [N] (in [0, 1] unless the verifier's `reward_range` says otherwise) and metrics:
+        counts of failures, and for verifiers with parts each part's mean and `reward/solved`,
+        the responses whose accuracy part scored 1.
 
         Args:
             draws: one key per response for verifiers that draw tests at random
@@ -133,12 +151,25 @@ class ScoringRunner:
             values, errors, timeouts = self._score_in_workers(responses, samples, draws)
         import torch
 
-        scores = torch.tensor([min(max(v, 0.0), 1.0) for v in values], dtype=torch.float32)
-        return scores, {"reward/errors": float(errors), "reward/timeouts": float(timeouts)}
+        metrics = {"reward/errors": float(errors), "reward/timeouts": float(timeouts)}
+        combine = getattr(self.verifier, "combine", None)
+        if combine is not None:  # named parts (WeightedReward): log each, train on the weighted sum
+            parts = [v if isinstance(v, dict) else None for v in values]
+            names = list(self.verifier.parts)
+            for name in names:
+                metrics[f"reward/{name}"] = sum(p[name] for p in parts if p) / len(parts) if parts else 0.0
+            accuracy = self.verifier.accuracy_part
+            metrics["reward/solved"] = float(sum(p is not None and p[accuracy] == 1.0 for p in parts))
+            values = [combine(p) if p else 0.0 for p in parts]
+        bounds = reward_range(self.verifier)
+        scores = torch.tensor([clip_reward(v, bounds) for v in values], dtype=torch.float32)
+        return scores, metrics
 
     def close(self) -> None:
         """Stop the worker processes (also done when the runner is garbage-collected)."""
         _stop_all(self._pool)
+        if self._accuracy_runner is not None:
+            self._accuracy_runner.close()
 
     def __enter__(self):
         return self
@@ -153,9 +184,7 @@ class ScoringRunner:
         values, errors = [], 0
         for response, sample, draw in zip(responses, samples, draws):
             try:
-                value = float(self.verifier(response, sample) if draw is None else self.verifier(response, sample, draw=draw))
-                if math.isnan(value):
-                    raise ValueError("verifier returned NaN")
+                value = checked(evaluate(self.verifier, response, sample, draw))
             except Exception as err:  # a verifier bug must not stop training: score 0, count it
                 errors += 1
                 log.warning("verifier failed on sample %s: %r", sample.id, err)
@@ -191,9 +220,14 @@ class ScoringRunner:
                     log.warning("scoring worker died on sample %s; scored 0", samples[worker.task].id)
                     self._replace(worker)
                     continue
-                if error is not None or math.isnan(value):
+                if error is None:
+                    try:
+                        value = checked(value)
+                    except ValueError as err:
+                        error = str(err)
+                if error is not None:
                     errors += 1
-                    log.warning("verifier failed on sample %s: %s", samples[index].id, error or "NaN")
+                    log.warning("verifier failed on sample %s: %s", samples[index].id, error)
                     value = 0.0
                 values[index], worker.task, worker.deadline = value, None, math.inf
             now = time.monotonic()

@@ -12,6 +12,8 @@ import sys
 import traceback
 from multiprocessing.connection import Connection
 
+from archer.verifiers.scores import evaluate
+
 
 def _die_with_parent() -> None:
     if sys.platform == "linux":
@@ -41,8 +43,7 @@ def serve(conn: Connection) -> None:
             return
         index, response, sample, draw = task
         try:
-            value = verifier(response, sample) if draw is None else verifier(response, sample, draw=draw)
-            conn.send((index, float(value), None))
+            conn.send((index, evaluate(verifier, response, sample, draw), None))
         except Exception as err:
             conn.send((index, 0.0, f"{type(err).__name__}: {err}"[:300]))
 
