@@ -16,3 +16,18 @@ def run_or_exit(function, *args):
     except (ConfigError, DataError) as err:
         print(f"[archer] error: {err}", file=sys.stderr)
         sys.exit(2)
+    except Exception as err:
+        # a config interpolation (e.g. a model fetched on first use) wraps the error it raised
+        if isinstance(err.__cause__, (ConfigError, DataError)):
+            print(f"[archer] error: {err.__cause__}", file=sys.stderr)
+            sys.exit(2)
+        raise
+
+
+def _register_resolvers() -> None:
+    from archer.pretrained import register_resolver
+
+    register_resolver()
+
+
+_register_resolvers()  # configs may name fetched models (`${archer_model:smollm2}`, conf/model/smollm2.yaml)
