@@ -3,8 +3,8 @@
 Tensors and floats in, tensors out: no config objects, no `.item()`, no distributed calls.
 
 - `token_logprobs_and_entropy`: log-prob of the sampled token and the entropy of the
-  next-token distribution, in float32 chunks of rows so that no full-vocabulary float32
-  copy of the whole batch is ever materialised (forward or backward).
+  next-token distribution, both differentiable, in float32 chunks of rows so that no
+  full-vocabulary float32 copy of the whole batch is ever materialised (forward or backward).
 - `kl_penalty`: the k1, k2, k3 ("low_var_kl") and abs estimators of KL(pi || ref).
 - `clipped_surrogate`: PPO clip with per-token lower/upper ranges and the dual clip.
 - `aggregate`: the four loss-aggregation modes, with global denominators.
@@ -54,7 +54,11 @@ class _ChunkedTokenLogprob(torch.autograd.Function):
     """log p(token) and entropy over [R, V] logits, chunk by chunk.
 
     Backward recomputes each chunk's softmax instead of saving it, so the only full-size
-    tensor is the logits' own gradient: d logp / d logits = (onehot - softmax) / T.
+    tensor is the logits' own gradient:
+        d logp / d logits = (onehot - p) / T
+        d H / d logits = -p * (log p + H) / T      (H = -sum_v p_v log p_v)
+    The entropy term is only computed when a loss uses the entropy (the entropy bonus,
+    `constraint.entropy_coef`); otherwise its gradient arrives as None and costs nothing.
     """
 
     @staticmethod
@@ -63,26 +67,42 @@ class _ChunkedTokenLogprob(torch.autograd.Function):
         ctx.save_for_backward(logits, tokens)
         ctx.temperature = temperature
         ctx.chunk_rows = chunk_rows
-        ctx.mark_non_differentiable(entropy)
+        # unused outputs get None (not zeros) in backward: the entropy's gradient is skipped
+        ctx.set_materialize_grads(False)
         return logprobs, entropy
 
     @staticmethod
-    def backward(ctx, grad_logprobs: Tensor, _grad_entropy: Tensor):
+    def backward(ctx, grad_logprobs: Tensor | None, grad_entropy: Tensor | None):
         logits, tokens = ctx.saved_tensors
         temperature, chunk_rows = ctx.temperature, ctx.chunk_rows
+        if grad_logprobs is None and grad_entropy is None:
+            return None, None, None, None
         grad = torch.empty_like(logits)
         for start in range(0, logits.shape[0], chunk_rows):
             end = min(start + chunk_rows, logits.shape[0])
             x = logits[start:end].float()
             if temperature != 1.0:
                 x = x / temperature
-            g = grad_logprobs[start:end].float()
-            chunk_grad = torch.softmax(x, dim=-1).mul_(-g.unsqueeze(-1))
-            chunk_grad.scatter_add_(-1, tokens[start:end].unsqueeze(-1), g.unsqueeze(-1))
+            chunk_grad = None
+            if grad_logprobs is not None:
+                g = grad_logprobs[start:end].float()
+                chunk_grad = torch.softmax(x, dim=-1).mul_(-g.unsqueeze(-1))
+                chunk_grad.scatter_add_(-1, tokens[start:end].unsqueeze(-1), g.unsqueeze(-1))
+            if grad_entropy is not None:
+                entropy_grad = _entropy_grad(x, grad_entropy[start:end].float())
+                chunk_grad = entropy_grad if chunk_grad is None else chunk_grad.add_(entropy_grad)
             if temperature != 1.0:
                 chunk_grad.div_(temperature)
             grad[start:end] = chunk_grad.to(grad.dtype)
         return grad, None, None, None
+
+
+def _entropy_grad(x: Tensor, grad_entropy: Tensor) -> Tensor:
+    """g * dH/dx for temperature-scaled logits x [R, V]: -g * p * (log p + H)."""
+    logp = torch.log_softmax(x, dim=-1)
+    p = logp.exp()
+    entropy = -(p * logp).sum(-1, keepdim=True)
+    return p.mul_(logp.add_(entropy)).mul_(-grad_entropy.unsqueeze(-1))
 
 
 def token_logprobs_and_entropy(
@@ -101,8 +121,9 @@ def token_logprobs_and_entropy(
             `CHUNK_BYTES`); peak extra memory is a few chunks, independent of the batch size.
 
     Returns:
-        (logprobs, entropy), float32 [...]. `logprobs` carries grad to `logits`; `entropy`
-        is detached (it only ever selects tokens, the reference code detaches it too).
+        (logprobs, entropy), float32 [...], both with grad to `logits`. Classifiers read the
+        entropy detached (it only selects tokens, as in the reference code); the entropy bonus
+        (`constraint.entropy_coef`) backpropagates through it.
     """
     if logits.shape[:-1] != tokens.shape:
         raise ValueError(f"logits {tuple(logits.shape)} do not match tokens {tuple(tokens.shape)}")
@@ -119,10 +140,11 @@ def token_logprobs_and_entropy(
 
 
 def naive_logprobs_and_entropy(logits: Tensor, tokens: Tensor, temperature: float = 1.0) -> tuple[Tensor, Tensor]:
-    """Unchunked full-softmax reference of `token_logprobs_and_entropy` (tests, benchmarks)."""
+    """Unchunked full-softmax reference of `token_logprobs_and_entropy` (tests, benchmarks);
+    autograd differentiates both outputs."""
     logp = torch.log_softmax(logits.float() / temperature, dim=-1)
     entropy = -(logp.exp() * logp).sum(-1)
-    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy.detach()
+    return logp.gather(-1, tokens.unsqueeze(-1)).squeeze(-1), entropy
 
 
 # --------------------------------------------------------------------------------------

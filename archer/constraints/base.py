@@ -1,9 +1,14 @@
-"""Shared machinery of the clipped-policy constraints: validation, KL term, metrics.
+"""Shared machinery of the clipped-policy constraints: validation, KL term, entropy bonus, metrics.
 
 A constraint turns a `PolicyBatch` into a `LossOutput`. Subclasses decide which clip range
 and KL coefficient each token gets and which tokens carry gradient; the maths is in
 `archer.ops`. A constraint may split its update into phases (Lopti): `phases` lists
 callables, and the trainer runs one optimizer step per phase.
+
+Every constraint takes `entropy_coef` (verl's `actor.entropy_coeff`): the loss becomes
+loss - entropy_coef x aggregate(entropy), the mean token entropy aggregated like the policy
+loss, so a positive coefficient rewards a flatter next-token distribution. It is the entropy
+bonus baseline of Cui et al. 2025 (arXiv 2505.22617), and can be added to any strategy.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ class ClippedPolicyConstraint:
         dual_clip: the dual-clip bound c (> 1) for negative advantages, or None.
         kl_estimator: one of `ops.KL_ESTIMATORS`; "k3" is the reference's low_var_kl.
         norm_length: the constant length of `seq_mean_token_sum_norm` (max response tokens).
+        entropy_coef: weight of the entropy bonus (0: none); needs `PolicyBatch.entropy` with grad.
     """
 
     name = "constraint"
@@ -35,7 +41,9 @@ class ClippedPolicyConstraint:
         dual_clip: float | None = 10.0,
         kl_estimator: str = "k3",
         norm_length: int | None = None,
+        entropy_coef: float = 0.0,
     ):
+        self.entropy_coef = check_non_negative("constraint.entropy_coef", entropy_coef)
         self.aggregation = check_choice("constraint.aggregation", aggregation, ops.AGGREGATIONS)
         self.kl_estimator = check_choice("constraint.kl_estimator", kl_estimator, ops.KL_ESTIMATORS)
         if dual_clip is not None and dual_clip <= 1.0:
@@ -78,6 +86,28 @@ class ClippedPolicyConstraint:
     def _policy_tokens(self, loss: Tensor, batch: PolicyBatch) -> Tensor:
         """Per-token policy loss [N, T], weighted by the rollout correction when there is one."""
         return loss if batch.rollout_weights is None else loss * batch.rollout_weights
+
+    def _with_entropy_bonus(self, loss: Tensor, metrics: dict[str, Tensor], batch: PolicyBatch,
+                            grad_mask: Tensor | None = None) -> LossOutput:
+        """`LossOutput(loss - entropy_coef x aggregate(entropy), metrics)`.
+
+        The entropy is aggregated over `grad_mask` (default: the response mask) with the
+        whole mini-batch's denominators, like the policy loss, so phases and masks that split
+        the tokens split the bonus the same way (verl: `agg_loss(entropy, mask, loss_agg_mode)`).
+        """
+        if self.entropy_coef == 0:
+            return LossOutput(loss, metrics)
+        entropy = batch.entropy
+        if entropy is None or (batch.logprobs.requires_grad and not entropy.requires_grad):
+            raise ValueError(
+                f"{type(self).__name__} has entropy_coef={self.entropy_coef} but PolicyBatch.entropy is "
+                f"{'None' if entropy is None else 'detached'}; pass the differentiable entropy of "
+                "archer.ops.token_logprobs_and_entropy (or set constraint.entropy_coef=0)"
+            )
+        mask = batch.response_mask if grad_mask is None else grad_mask
+        # `loss/entropy` (the token-weighted mean entropy) is already among the metrics
+        bonus = self._aggregate(entropy * mask.to(entropy.dtype), batch.response_mask, batch)
+        return LossOutput(loss - self.entropy_coef * bonus, metrics)
 
     def _kl(self, batch: PolicyBatch) -> Tensor:
         if batch.ref_logprobs is None:
@@ -127,3 +157,10 @@ def check_eps(prefix: str, eps_low: float, eps_high: float) -> tuple[float, floa
     if eps_low >= 1:
         raise ConfigError(f"{prefix}.eps_low must be < 1 (the ratio's lower bound 1 - eps_low > 0), got {eps_low}")
     return float(eps_low), float(eps_high)
+
+
+def check_ratio(key: str, value: float, hint: str) -> float:
+    """A share of tokens must lie in (0, 1]."""
+    if not 0 < value <= 1:
+        raise ConfigError(f"{key} must be a share of tokens in (0, 1], got {value}; {hint}")
+    return float(value)

@@ -64,7 +64,7 @@ class DualTokenConstraint(ClippedPolicyConstraint):
         high_entropy: constraint of the high-entropy (reasoning) class.
         low_entropy: constraint of the low-entropy (knowledge) class.
         kl_normalization: "per_class" (reference) or "global"; see the module docstring.
-        kl_estimator, dual_clip, aggregation, norm_length: see `ClippedPolicyConstraint`.
+        kl_estimator, dual_clip, aggregation, norm_length, entropy_coef: see `ClippedPolicyConstraint`.
     """
 
     name = "dual_token"
@@ -78,8 +78,9 @@ class DualTokenConstraint(ClippedPolicyConstraint):
         dual_clip: float | None = 10.0,
         aggregation: str = "seq_mean_token_mean",
         norm_length: int | None = None,
+        entropy_coef: float = 0.0,
     ):
-        super().__init__(aggregation, dual_clip, kl_estimator, norm_length)
+        super().__init__(aggregation, dual_clip, kl_estimator, norm_length, entropy_coef)
         self.high = _as_class(high_entropy, "constraint.high_entropy")
         self.low = _as_class(low_entropy, "constraint.low_entropy")
         self.kl_normalization = check_choice("constraint.kl_normalization", kl_normalization, KL_NORMALIZATIONS)
@@ -115,7 +116,7 @@ class DualTokenConstraint(ClippedPolicyConstraint):
             loss = loss + self._kl_loss(kl, high, batch)
         metrics = self._metrics(batch, surrogate, kl)
         metrics["loss/policy"] = policy_loss.detach()
-        return LossOutput(loss, metrics)
+        return self._with_entropy_bonus(loss, metrics, batch)
 
     def _kl_loss(self, kl: torch.Tensor, high: torch.Tensor, batch: PolicyBatch) -> torch.Tensor:
         if self.kl_normalization == "global":

@@ -18,7 +18,7 @@ class UniformConstraint(ClippedPolicyConstraint):
     Args:
         eps_low, eps_high: the clip range 1 - eps_low .. 1 + eps_high.
         kl_coef: beta, the weight of KL(pi || ref); 0 skips the reference pass.
-        kl_estimator, dual_clip, aggregation, norm_length: see `ClippedPolicyConstraint`.
+        kl_estimator, dual_clip, aggregation, norm_length, entropy_coef: see `ClippedPolicyConstraint`.
     """
 
     name = "uniform"
@@ -32,8 +32,9 @@ class UniformConstraint(ClippedPolicyConstraint):
         dual_clip: float | None = 10.0,
         aggregation: str = "token_mean",
         norm_length: int | None = None,
+        entropy_coef: float = 0.0,
     ):
-        super().__init__(aggregation, dual_clip, kl_estimator, norm_length)
+        super().__init__(aggregation, dual_clip, kl_estimator, norm_length, entropy_coef)
         self.eps_low, self.eps_high = check_eps("constraint", eps_low, eps_high)
         self.kl_coef = check_non_negative("constraint.kl_coef", kl_coef)
 
@@ -58,4 +59,4 @@ class UniformConstraint(ClippedPolicyConstraint):
             loss = loss + self.kl_coef * self._aggregate(kl * keep, batch.response_mask, batch)
         metrics = self._metrics(batch, surrogate, kl)
         metrics["loss/policy"] = policy_loss.detach()
-        return LossOutput(loss, metrics)
+        return self._with_entropy_bonus(loss, metrics, batch, grad_mask)

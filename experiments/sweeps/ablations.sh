@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The ablation sweep of docs/paper.md on the CPU default task: 9 strategies x 3 seeds,
+# The ablation sweep of docs/paper.md on the CPU default task: 12 strategies x 3 seeds,
 # every run on the same budget (the default: 60 RL steps x 32 prompts x 8 samples, 32 new
 # tokens, the same warm-up per seed, shared through model.warmup_cache).
 #
@@ -11,7 +11,9 @@
 set -euo pipefail
 OUT=${1:-sweeps/ablations}
 PARALLEL=${2:-1}
-STRATEGIES=(archer grpo dapo entropy_mask lopti archer_no_knowledge_kl archer_swapped archer_batch_quantile archer_random_split)
+# the last three are the entropy-mechanism baselines (Cui et al. 2025), added after the committed report's 9
+STRATEGIES=(archer grpo dapo entropy_mask lopti archer_no_knowledge_kl archer_swapped archer_batch_quantile archer_random_split
+            clip_cov kl_cov entropy_bonus)
 SEEDS=0,1,2
 THREADS=$(( $(nproc) / PARALLEL )); THREADS=$(( THREADS > 0 ? THREADS : 1 ))
 mkdir -p "$OUT"
