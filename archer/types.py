@@ -22,13 +22,18 @@ class Sample:
         problem: the text the model is asked to solve (before any prompt template).
         answer: what the verifier needs: a LaTeX string for math, a name->role mapping for
             logic, a test spec for code, an int for the synthetic arithmetic task.
-        info: any other fields of the source row (kept for inspection and verifiers).
+        info: any other fields of the source row (kept for inspection and verifiers; for verl
+            rows `reward_model`, `extra_info`, `data_source`, ...).
+        messages: the prompt as chat messages `[{"role", "content"}, ...]` when the source gives
+            one (verl's form); templates then use it as it is instead of `problem` + instruction.
+            None: the prompt is `problem`.
     """
 
     id: str
     problem: str
     answer: Any
     info: dict = field(default_factory=dict)
+    messages: list[dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,8 @@ class PolicyBatch:
         num_tokens: number of loss tokens in the whole mini-batch across micro-batches and
             ranks; None means this batch alone.
         num_sequences: number of sequences in the whole mini-batch; None: this batch alone.
-        entropy: optional float [N, T], current-policy entropy, for per-class metrics only.
+        entropy: optional float [N, T], current-policy entropy (with grad), for per-class
+            metrics and the entropy bonus (`constraint.entropy_coef`).
         rollout_weights: optional float [N, T], per-token weights of the policy-gradient term
             (truncated importance sampling between the rollout engine and the trainer); None: 1.
     """

@@ -1,10 +1,12 @@
-"""Data: `Sample` loading (JSONL), benchmarks, the synthetic default task, prompt templates, streams."""
+"""Data: `Sample` loading (files, hub datasets), benchmarks, the synthetic default task, prompt templates, streams."""
 
 from archer.data.benchmarks import BENCHMARKS, benchmark_kind, load_benchmark
-from archer.data.jsonl import DataError, JsonlData, load_jsonl
+from archer.data.errors import DataError
+from archer.data.files import FileData
+from archer.data.jsonl import JsonlData, load_jsonl
 from archer.data.stream import PromptStream
 from archer.data.synthetic import SyntheticArithmetic
 from archer.data.templates import ChatTemplate, PlainTemplate
 
-__all__ = ["BENCHMARKS", "ChatTemplate", "DataError", "JsonlData", "PlainTemplate", "PromptStream", "SyntheticArithmetic",
-           "benchmark_kind", "load_benchmark", "load_jsonl"]
+__all__ = ["BENCHMARKS", "ChatTemplate", "DataError", "FileData", "JsonlData", "PlainTemplate", "PromptStream",
+           "SyntheticArithmetic", "benchmark_kind", "load_benchmark", "load_jsonl"]

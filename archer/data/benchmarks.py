@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from archer.data.jsonl import DataError
+from archer.data.errors import DataError
 from archer.types import Sample
 
 DATA_DIR = Path(__file__).resolve().parent / "benchmarks"

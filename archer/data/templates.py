@@ -3,6 +3,13 @@
 - `PlainTemplate`: a format string, no chat markup (the tiny default; base models).
 - `ChatTemplate`: the tokenizer's chat template when it has one, else `fallback`; with the
   R1-style instruction to put the final answer in \\boxed{} for math.
+
+A sample that carries chat messages (`Sample.messages`, verl's rows) is sent through the
+chat template as it is, with `add_generation_prompt=True`: its messages already hold any
+system prompt and instruction, so `instruction` and `system` are not added. Without a chat
+template (the tiny default's tokenizer, base models) there is no markup to honour, so the
+messages' contents, joined by blank lines, fill `{problem}` of the plain format: a base model
+then sees the same frame as for archer's rows, and the tiny default trains on any file.
 """
 
 from __future__ import annotations
@@ -10,6 +17,13 @@ from __future__ import annotations
 from archer.types import Sample
 
 R1_MATH_INSTRUCTION = "Let's think step by step and output the final answer within \\boxed{}."
+
+
+def plain_content(sample: Sample) -> str:
+    """The prompt without chat markup: the messages' contents joined by blank lines, else `problem`."""
+    if sample.messages is None:
+        return sample.problem
+    return "\n\n".join(m["content"] for m in sample.messages if m.get("content"))
 
 
 class PlainTemplate:
@@ -26,7 +40,7 @@ class PlainTemplate:
         self.format, self.add_bos = format, add_bos
 
     def text(self, sample: Sample, tokenizer) -> str:
-        return self.format.format(problem=sample.problem)
+        return self.format.format(problem=plain_content(sample))
 
     def encode(self, sample: Sample, tokenizer) -> list[int]:
         ids = tokenizer.encode(self.text(sample, tokenizer), add_special_tokens=False)
@@ -50,6 +64,10 @@ class ChatTemplate(PlainTemplate):
         self.instruction, self.system = instruction, system
 
     def text(self, sample: Sample, tokenizer) -> str:
+        if sample.messages is not None:
+            if not getattr(tokenizer, "chat_template", None):
+                return self.format.format(problem=plain_content(sample))
+            return tokenizer.apply_chat_template(sample.messages, tokenize=False, add_generation_prompt=True)
         content = f"{sample.problem} {self.instruction}".strip()
         if not getattr(tokenizer, "chat_template", None):
             return self.format.format(problem=content)
