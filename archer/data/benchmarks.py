@@ -121,10 +121,34 @@ def _humaneval() -> list[Sample]:
     return samples
 
 
+# SVAMP has no official split of its 1,000 problems: a seeded shuffle of the ids (in file order)
+# puts 700 in `svamp_train` and 300 in `svamp_test`, the same on every machine.
+SVAMP_SPLIT_SEED, SVAMP_TRAIN = 0, 700
+
+
+def svamp_split(part: str) -> Callable[[], list[Sample]]:
+    def load() -> list[Sample]:
+        import random
+
+        samples = _math("svamp.jsonl")()
+        order = list(range(len(samples)))
+        random.Random(SVAMP_SPLIT_SEED).shuffle(order)
+        chosen = order[:SVAMP_TRAIN] if part == "train" else order[SVAMP_TRAIN:]
+        return [samples[i] for i in sorted(chosen)]
+
+    return load
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in [
         Benchmark("math500", "math", "MATH-500 (PRM800K test split), 500 problems", _math("math500.jsonl")),
+        Benchmark("gsm8k", "math", "GSM8K test split, 1,319 grade-school word problems", _math("gsm8k_test.jsonl")),
+        Benchmark("gsm8k_train", "math", "GSM8K train split, 7,473 problems", _math("gsm8k_train.jsonl.gz")),
+        Benchmark("svamp", "math", "SVAMP challenge set, 1,000 one- and two-step word problems", _math("svamp.jsonl")),
+        Benchmark("svamp_train", "math", "SVAMP, 700 problems of a seed-0 split (svamp_test: the other 300)",
+                  svamp_split("train")),
+        Benchmark("svamp_test", "math", "SVAMP, the 300 problems outside svamp_train", svamp_split("test")),
         Benchmark("aime2024", "math", "AIME 2024 I + II, 30 problems", _math("aime2024.jsonl")),
         Benchmark("aime2025", "math", "AIME 2025 I + II, 30 problems", _math("aime2025.jsonl")),
         Benchmark("amc", "math", "AMC 12 2022 + 2023, 83 problems", _math("amc.jsonl")),

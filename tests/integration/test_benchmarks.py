@@ -10,7 +10,10 @@ from archer.data.jsonl import DataError
 from archer.types import Sample
 from archer.verifiers import CodeVerifier, LogicVerifier, MathVerifier, ScoringRunner
 
-MATH_SETS = {"math500": 500, "aime2024": 30, "aime2025": 30, "amc": 83, "amc23": 40, "minerva": 272, "olympiadbench": 675}
+MATH_SETS = {"math500": 500, "aime2024": 30, "aime2025": 30, "amc": 83, "amc23": 40, "minerva": 272, "olympiadbench": 675,
+             "gsm8k": 1319, "svamp": 1000}
+# the same rows as gsm8k / svamp (gold answers checked there)
+WORD_PROBLEM_PARTS = {"gsm8k_train": 7473, "svamp_train": 700, "svamp_test": 300}
 # Documented quirks: rows whose neighbour's gold is equal to their own gold in value.
 KNOWN_EQUAL_NEIGHBOURS = {("5", "x=5")}
 
@@ -26,7 +29,7 @@ def code_runner():
 
 
 def test_every_benchmark_loads_with_its_documented_size():
-    sizes = {**MATH_SETS, "knights_knaves": 700, "knights_knaves_val": 500, "livecodebench": 279,
+    sizes = {**MATH_SETS, **WORD_PROBLEM_PARTS, "knights_knaves": 700, "knights_knaves_val": 500, "livecodebench": 279,
              "leetcode": 200, "leetcodedataset": 228, "humaneval": 164}
     assert set(sizes) == set(BENCHMARKS)
     for name, size in sizes.items():
@@ -34,8 +37,8 @@ def test_every_benchmark_loads_with_its_documented_size():
         assert len(samples) == size and len({s.id for s in samples}) == size, name
         assert all(s.info["kind"] == benchmark_kind(name) for s in samples)
     assert len(load_benchmark("aime2024", limit=5)) == 5
-    with pytest.raises(DataError, match="unknown benchmark 'gsm8k'"):
-        load_benchmark("gsm8k")
+    with pytest.raises(DataError, match="unknown benchmark 'gsm9k'"):
+        load_benchmark("gsm9k")
 
 
 @pytest.mark.parametrize("name", sorted(MATH_SETS))

@@ -1,0 +1,29 @@
+"""GSM8K and SVAMP ship with the package: counts, answers, and a fixed SVAMP split."""
+
+from __future__ import annotations
+
+from archer.data import load_benchmark
+
+
+def test_word_problem_sets_load_with_their_counts_and_integer_like_answers():
+    counts = {"gsm8k": 1319, "gsm8k_train": 7473, "svamp": 1000, "svamp_train": 700, "svamp_test": 300}
+    for name, count in counts.items():
+        samples = load_benchmark(name)
+        assert len(samples) == count, name
+        assert len({s.id for s in samples}) == count and all(s.info["kind"] == "math" for s in samples)
+    gsm8k = load_benchmark("gsm8k")
+    assert gsm8k[0].answer == "18" and all("," not in s.answer for s in gsm8k)
+    assert load_benchmark("svamp")[0].info["type"] == "Subtraction"
+
+
+def test_svamp_split_is_disjoint_complete_and_fixed():
+    train = [s.id for s in load_benchmark("svamp_train")]
+    test = [s.id for s in load_benchmark("svamp_test")]
+    assert not set(train) & set(test) and set(train) | set(test) == {s.id for s in load_benchmark("svamp")}
+    # the seed-0 split: pinned so that a change to it cannot pass unnoticed
+    assert train == [s.id for s in load_benchmark("svamp_train")]  # the same on every load
+    assert (train[:3], test[:3]) == (PINNED_TRAIN, PINNED_TEST)
+
+
+PINNED_TRAIN = ["chal-1", "chal-3", "chal-4"]
+PINNED_TEST = ["chal-2", "chal-13", "chal-14"]
