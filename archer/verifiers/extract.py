@@ -58,3 +58,37 @@ def last_code_block(text: str) -> str | None:
     """The last fenced python code block."""
     blocks = _FENCE.findall(text)
     return blocks[-1] if blocks else None
+
+
+# What a small model writes before its final answer when it does not box it. The reader takes
+# the last such phrase only, so an answer stated early and then revised reads as the revision.
+_ANSWER_PHRASE = re.compile(r"(?:final answer|the answer is|answer\s*:|####)", re.IGNORECASE)
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
+# the sentence after the phrase ends at a line break or a full stop not inside a number
+_SENTENCE_END = re.compile(r"\n|\.(?!\d)")
+
+
+def final_stated_number(text: str) -> str | None:
+    """The number stated after the last answer phrase ("the answer is", "answer:", "final
+    answer", "####"), when the rest of that sentence holds exactly one number; else None.
+
+    Stricter than "the last number in the response": two numbers after the phrase ("5 or 6",
+    "between 5 and 6") are a hedge and read as no answer, and a number with no answer phrase
+    before it is not an answer. Thousands commas are dropped.
+
+    Example:
+        >>> final_stated_number("3 + 4 = 7 apples. The answer is 7.")
+        '7'
+        >>> final_stated_number("The answer is 7 or 8.") is None
+        True
+    """
+    phrases = list(_ANSWER_PHRASE.finditer(text))
+    if not phrases:
+        return None
+    rest = text[phrases[-1].end():]
+    end = _SENTENCE_END.search(rest)
+    sentence = rest[: end.start()] if end else rest
+    numbers = _NUMBER.findall(sentence)
+    if len(numbers) != 1:
+        return None
+    return numbers[0].replace(",", "")

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import threading
 
-from archer.config_checks import check_positive
+from archer.config_checks import check_choice, check_positive
 from archer.types import Sample
 from archer.verifiers.answer_forms import (
     as_number,
@@ -34,12 +34,16 @@ from archer.verifiers.answer_forms import (
     too_complex,
     unbox,
 )
-from archer.verifiers.extract import after_think, last_boxed
+from archer.verifiers.extract import after_think, final_stated_number, last_boxed
 
 __all__ = ["MathVerifier", "answers_equal", "as_number", "normalise", "too_complex"]
 
 # Only the tail of a response is searched for the final answer.
 SCAN_CHARS = 20_000
+# boxed: only a \boxed{} answer counts (the paper's reader). boxed_or_stated_number: without a
+# box, the one number after the last "the answer is" / "answer:" / "final answer" / "####"
+# (for small models that rarely box); more lenient, so easier to game (docs/rewards.md)
+ANSWER_READERS = ("boxed", "boxed_or_stated_number")
 # `x = 2 + 3 = 5` is an answer; a longer chain is not (and each side would be parsed).
 MAX_SIDES = 3
 
@@ -102,6 +106,7 @@ class MathVerifier:
         think_only_after: grade only the text after the first `</think>` (the reference).
         timeout_seconds: math-verify's limit per parse / comparison.
         max_answer_chars: longer boxed answers score 0 without parsing.
+        answer_reader: "boxed" (the reference) or "boxed_or_stated_number" (see ANSWER_READERS).
 
     Example:
         >>> MathVerifier()("so \\\\boxed{\\\\frac{1}{2}}", Sample("a", "?", "0.5"))
@@ -111,14 +116,21 @@ class MathVerifier:
     # sympy can hang in C code where no signal reaches it: the scoring runner isolates it.
     isolated = True
 
-    def __init__(self, think_only_after: bool = True, timeout_seconds: int = 5, max_answer_chars: int = 1000):
+    def __init__(self, think_only_after: bool = True, timeout_seconds: int = 5, max_answer_chars: int = 1000,
+                 answer_reader: str = "boxed"):
         check_positive("verifier.timeout_seconds", timeout_seconds)
         check_positive("verifier.max_answer_chars", max_answer_chars)
         self.think_only_after, self.timeout_seconds, self.max_answer_chars = think_only_after, int(timeout_seconds), max_answer_chars
+        self.answer_reader = check_choice("verifier.answer_reader", answer_reader, ANSWER_READERS)
 
     def extract(self, response: str, sample: Sample | None = None) -> str | None:
-        """The graded answer (the last boxed expression), or None."""
-        return last_boxed((after_think(response) if self.think_only_after else response)[-SCAN_CHARS:])
+        """The graded answer: the last boxed expression; with `answer_reader=boxed_or_stated_number`
+        and no box, the one number after the last answer phrase (`final_stated_number`); or None."""
+        text = (after_think(response) if self.think_only_after else response)[-SCAN_CHARS:]
+        boxed = last_boxed(text)
+        if boxed is None and self.answer_reader == "boxed_or_stated_number":
+            return final_stated_number(text)
+        return boxed
 
     def vote_key(self, answer: str) -> str:
         """Answers that are spelled differently but obviously equal share a key (majority vote)."""

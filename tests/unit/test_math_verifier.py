@@ -229,3 +229,31 @@ def test_long_chains_and_heavy_factorials_are_refused_fast():
         started = time.perf_counter()
         assert MathVerifier()(f"\\boxed{{{answer}}}", Sample("p", "?", "42")) == 0.0
         assert time.perf_counter() - started < 2.0, answer
+
+
+@pytest.mark.parametrize("response, score", [
+    ("3 + 4 = 7. The answer is 7.", 1.0),
+    ("Answer: 1,007", 0.0),                       # the number read is 1007, not 7
+    ("#### 7", 1.0),
+    ("I think 6. Wait. Final answer: 7", 1.0),    # the last phrase counts
+    ("The answer is 7. Hmm, actually the answer is 8.", 0.0),
+    ("The answer is 7 or 8.", 0.0),               # a hedge: two numbers
+    ("The answer is between 6 and 8.", 0.0),
+    ("7", 0.0),                                   # a bare number is not a stated answer
+    ("so 7 apples", 0.0),
+    ("The answer is seven.", 0.0),
+    ("The answer is \\boxed{8}, I mean 7. The answer is 7.", 0.0),  # a box wins over a phrase
+    ("The answer is 7.5 kg.", 0.0),
+    ("the answer is -7", 0.0),
+])
+def test_stated_number_reader_is_strict_about_hedges(response, score):
+    verifier = MathVerifier(answer_reader="boxed_or_stated_number")
+    assert verifier(response, Sample("a", "?", "7")) == score
+    assert MathVerifier()(response, Sample("a", "?", "7")) == (1.0 if "\\boxed{7}" in response else 0.0)
+
+
+def test_unknown_answer_reader_is_a_config_error():
+    from archer.config_checks import ConfigError
+
+    with pytest.raises(ConfigError, match="verifier.answer_reader"):
+        MathVerifier(answer_reader="last_number")
