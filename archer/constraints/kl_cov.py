@@ -1,6 +1,6 @@
 """KL-Cov (Cui et al. 2025, arXiv 2505.22617): an unclipped policy gradient, plus a
-|log p - log p_old| penalty on the tokens of largest covariance (docs/paper.md, "The
-entropy-mechanism baselines").
+|log p - log p_old| penalty on the tokens of largest covariance
+(docs/paper.md, "The entropy-mechanism baselines").
 
 The top kl_cov_ratio x (valid tokens) by cov_i = (log p_i - mean log p)(A_i - mean A) get
 loss -A r + ppo_kl_coef |log p - log p_old|; every other token gets -A r. As in verl's
