@@ -119,9 +119,16 @@ def decoder_layer_classes(model: torch.nn.Module) -> set[type]:
 
 
 def save_pretrained(model: torch.nn.Module, tokenizer, folder: str | Path) -> Path:
-    """Write the policy and tokenizer in Hugging Face format (loadable by `model.path`)."""
+    """Write the policy and tokenizer in Hugging Face format (loadable by `model.path`). A policy
+    with LoRA adapters is written merged (base + scaling x B @ A under the plain names): a plain
+    model folder that `AutoModelForCausalLM.from_pretrained` loads without peft."""
+    from archer.lora import has_lora, merged_state_dict
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(folder)
+    if has_lora(model):
+        model.save_pretrained(folder, state_dict=merged_state_dict(model))
+    else:
+        model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

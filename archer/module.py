@@ -29,6 +29,7 @@ from archer.distributed import Collectives, reduce_across_ranks
 from archer.experience import Experience, collect_experience
 from archer.forward import response_logprobs
 from archer.group_filters import KeepAllGroups, NoOverlongHandling
+from archer.lora import adapters_disabled, has_lora
 from archer.packing import fixed_micro_batches, row_tokens, token_budget_micro_batches
 from archer.rollout.base import logprob_gap
 from archer.run_lifecycle import REFERENCE_FILE, RunLifecycle  # noqa: F401 - REFERENCE_FILE re-exported
@@ -62,7 +63,8 @@ class ArcherModule(RunLifecycle, L.LightningModule):
         overlong: overlong handling (`NoOverlongHandling`, `OverlongFilter`, `OverlongPenalty`).
         seed: the run's seed; each step's sampling is seeded from (seed, step, rank).
         reference_dtype: dtype of the frozen reference copy (an inference-only copy: bf16 halves
-            its memory while the policy keeps float32 master weights); None: the policy's.
+            its memory while the policy keeps float32 master weights); None: the policy's. Unused
+            when the policy carries LoRA: its reference is its own base (archer/lora.py).
     """
 
     def __init__(self, policy, tokenizer, template, prompts: PromptStream, rollout, verifier, classifier, constraint,
@@ -77,9 +79,11 @@ class ArcherModule(RunLifecycle, L.LightningModule):
         self.schedule, self.seed = schedule, seed
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.group_filter, self.overlong = group_filter or KeepAllGroups(), overlong or NoOverlongHandling()
-        # The frozen reference is the policy as it starts RL; skipped when no KL is used.
+        # The frozen reference is the policy as it starts RL; skipped when no KL is used. With LoRA
+        # it is the base inside the policy, its adapter disabled (`reference_is_base`): no copy.
         self.reference = None
-        if constraint.needs_reference:
+        self.reference_is_base = constraint.needs_reference and has_lora(policy)
+        if constraint.needs_reference and not self.reference_is_base:
             self.reference = copy.deepcopy(policy).requires_grad_(False).eval()
             if reference_dtype is not None:
                 self.reference.to(reference_dtype)
@@ -129,7 +133,7 @@ class ArcherModule(RunLifecycle, L.LightningModule):
             skip_old = self._single_on_policy_update(experience)
             with timer("old_ref"):
                 inputs.old_logprobs, old_entropy = (None, None) if skip_old else self._no_grad_logprobs(self.policy, experience)
-                inputs.ref_logprobs = self._no_grad_logprobs(self.reference, experience)[0] if self.reference else None
+                inputs.ref_logprobs = self._reference_logprobs(experience)
         # 6. classify: batch/group thresholds fitted on whole mini-batches (old policy, all ranks);
         # classes fixed now (entropy_source=old) or per micro-batch from the current policy
         inputs.thresholds = self._fit_thresholds(experience, old_entropy if experience else None, inputs)
@@ -222,6 +226,14 @@ class ArcherModule(RunLifecycle, L.LightningModule):
             logprobs, entropy = logprobs[inverse.to(logprobs.device)], entropy[inverse.to(entropy.device)]
         model.train(was_training)
         return logprobs, entropy
+
+    def _reference_logprobs(self, exp: Experience) -> Tensor | None:
+        """Log-probs under the frozen reference: its own copy, or (LoRA) the policy's base with the
+        adapter disabled; None without a KL term."""
+        if self.reference_is_base:
+            with adapters_disabled(self.policy):
+                return self._no_grad_logprobs(self.policy, exp)[0]
+        return self._no_grad_logprobs(self.reference, exp)[0] if self.reference is not None else None
 
     def _forward(self, model: torch.nn.Module, exp: Experience, rows: Tensor) -> tuple[Tensor, Tensor]:
         r = exp.rollout

@@ -44,6 +44,7 @@ class RunLifecycle:
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         from archer.export import tokenizer_snapshot
+        from archer.lora import lora_metadata
 
         # the frozen reference never changes: stored once beside the checkpoints (archer/callbacks.py)
         for key in [k for k in checkpoint["state_dict"] if k.startswith("reference.")]:
@@ -51,6 +52,7 @@ class RunLifecycle:
         checkpoint["archer"] = {
             "rl_step": self.rl_step,
             "policy_config": self.policy.config.to_dict(),
+            "lora": lora_metadata(self.policy),  # how archer-export merges the adapter (None: no LoRA)
             "tokenizer_files": tokenizer_snapshot(self.tokenizer),
             "reference_file": REFERENCE_FILE if self.reference is not None else None,
             # what the summary of a resumed run reports: the original before-RL figures, total time

@@ -6,7 +6,10 @@ This step reads the live parameters of a transformers model and runs each layer 
 matmul for q/k/v and one for gate/up (weights concatenated once per rollout, since the
 optimizer changes them between rollouts), rotary embeddings from the model's own inverse
 frequencies, and a preallocated key/value buffer written in place (no concatenation per
-token). Prefill stays with transformers; its cache seeds the buffer. Architectures or
+token). Prefill stays with transformers; its cache seeds the buffer. LoRA adapters (peft
+layers around q_proj etc.) are read as their effective weights, base + scaling x B @ A, merged
+once per rollout like the concatenation (archer/rollout/merged_weights.py): reading
+`base_layer.weight` alone would sample the base model. Architectures or
 settings it does not cover (sliding windows, q/k norms, scaled rotary variants it cannot
 read) make `FastDecoder.supports` False and the sampler keeps calling the model.
 
@@ -25,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from archer.rollout.merged_weights import effective_linear, readable_linear
+
 SUPPORTED = ("qwen2", "llama", "mistral")
 # tokens the key/value buffer holds beyond the prompt at first; it doubles when full
 GROWTH_BLOCK = 256
@@ -42,9 +47,12 @@ class FastDecoder:
             return False
         inner = getattr(model, "model", None)
         rotary = getattr(inner, "rotary_emb", None)
-        layer = inner.layers[0] if inner is not None and len(inner.layers) else None
+        layers = getattr(inner, "layers", None)  # absent behind wrappers (a peft PeftModel): call the model
+        layer = layers[0] if layers is not None and len(layers) else None
         return (rotary is not None and hasattr(rotary, "inv_freq") and layer is not None
-                and not hasattr(layer.self_attn, "q_norm") and getattr(config, "hidden_act", "silu") == "silu")
+                and not hasattr(layer.self_attn, "q_norm") and getattr(config, "hidden_act", "silu") == "silu"
+                and all(readable_linear(linear) for block in layers for linear in _projections(block))
+                and isinstance(getattr(model, "lm_head", None), torch.nn.Linear))
 
     def __init__(self, model: torch.nn.Module, prompt_cache, batch: int, total_len: int,
                  dtype: torch.dtype | None = None):
@@ -62,12 +70,13 @@ class FastDecoder:
 
         self.layers = []
         for layer in inner.layers:
-            a, m = layer.self_attn, layer.mlp
-            bias = (torch.cat([a.q_proj.bias, a.k_proj.bias, a.v_proj.bias]) if a.q_proj.bias is not None else None)
+            # effective (weight, bias) of each projection: LoRA deltas merged, in the step's dtype
+            (wq, bq), (wk, bk), (wv, bv), (wo, bo), (wg, _), (wu, _), (wd, _) = (
+                effective_linear(linear, dtype) for linear in _projections(layer))
+            bias = torch.cat([bq, bk, bv]) if bq is not None else None
             self.layers.append(tuple(cast(t) for t in (
-                layer.input_layernorm.weight, torch.cat([a.q_proj.weight, a.k_proj.weight, a.v_proj.weight]),
-                bias, a.o_proj.weight, a.o_proj.bias, layer.post_attention_layernorm.weight,
-                torch.cat([m.gate_proj.weight, m.up_proj.weight]), m.down_proj.weight)))
+                layer.input_layernorm.weight, torch.cat([wq, wk, wv]), bias, wo, bo,
+                layer.post_attention_layernorm.weight, torch.cat([wg, wu]), wd)))
         self.embed, self.final_norm = inner.embed_tokens.weight, cast(inner.norm.weight)
         self.lm_head, self.lm_bias = cast(model.lm_head.weight), cast(getattr(model.lm_head, "bias", None))
         keys, values = _cache_tensors(prompt_cache)
@@ -135,6 +144,12 @@ class FastDecoder:
             hidden = hidden + F.linear(F.silu(gate) * up, wdown)
         self.length = end
         return F.linear(self._rms(hidden, self.final_norm), self.lm_head, self.lm_bias)[:, 0]
+
+
+def _projections(layer: torch.nn.Module) -> tuple[torch.nn.Module, ...]:
+    """q, k, v, o, gate, up, down of a decoder layer (plain Linear or LoRA-wrapped)."""
+    a, m = layer.self_attn, layer.mlp
+    return a.q_proj, a.k_proj, a.v_proj, a.o_proj, m.gate_proj, m.up_proj, m.down_proj
 
 
 def _rotate_half(x: Tensor) -> Tensor:

@@ -12,6 +12,7 @@ cycle; in short:
   `sleep` while anything is asleep, so the engine never asks for one then (`SleepCycle`).
 - The sync pushes the tensors changed since the last push (all of them when FSDP gathers
   shards), then resets the prefix cache: cached prompt blocks were computed by old weights.
+  A policy with LoRA adapters is pushed merged (base + scaling x B @ A) under the base names.
 - Every request carries its own seed, keyed by (step or chunk seed, prompt tokens), so the
   samples do not depend on the batch a prompt shares (`per_prompt_seed`).
 - The log-prob of every sampled token comes back after temperature, top-k and top-p
@@ -36,6 +37,7 @@ from torch import Tensor
 from archer.config_checks import ConfigError, check_positive
 from archer.rollout.base import sampling_view
 from archer.rollout.hf import left_pad
+from archer.rollout.merged_weights import lora_scalings, merge_lora
 from archer.types import RolloutBatch
 
 INSTALL = 'pip install "archer-rlvr[vllm]"'
@@ -48,8 +50,9 @@ BOTH = frozenset({"weights", "kv_cache"})  # what `sleep` puts to sleep
 # trainer then uses (Lightning keeps a group it finds), so it must wait as long as theirs.
 PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=60)
 # Prefixes that wrappers (Lightning, DDP, FSDP, activation checkpointing) add to parameter names.
+# peft's PeftModel adds `base_model.model.` (adapters injected in place add nothing).
 _WRAPPER_PREFIXES = ("_forward_module.", "module.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.",
-                     "_orig_mod.", "policy.")
+                     "_orig_mod.", "policy.", "base_model.model.")
 
 
 # ------------------------------------------------------------------ pure helpers (tested on CPU)
@@ -141,16 +144,31 @@ def request_batches(prompt_ids: list[list[int]], n: int, max_sequences: int) -> 
         yield list(range(first, min(first + per_call, len(prompt_ids))))
 
 
-def changed_tensors(named: Iterable[tuple[str, Tensor]], last_versions: dict[str, int]) -> list[tuple[str, Tensor]]:
+def changed_tensors(named: Iterable[tuple[str, Tensor]], last_versions: dict[str, int],
+                    scalings: dict[str, dict[str, float]] | None = None,
+                    dtype: torch.dtype | None = None) -> list[tuple[str, Tensor]]:
     """The parameters modified in place since the last call (their `_version` moved), with
-    vLLM names; `last_versions` is updated. The first call returns every parameter."""
-    out = []
+    vLLM names; `last_versions` is updated. The first call returns every parameter.
+
+    With LoRA (`scalings`: `lora_scalings(policy)`), vLLM holds the plain model: a layer whose
+    adapter moved is pushed merged, base + scaling x B @ A in `dtype`, under its base name
+    (`...q_proj.base_layer.weight` -> `...q_proj.weight`); adapter tensors never reach vLLM."""
+    named, changed = list(named), set()
     for name, tensor in named:
         version = tensor._version
         if last_versions.get(name) != version:
             last_versions[name] = version
-            out.append((vllm_weight_name(name), tensor.detach()))
-    return out
+            changed.add(name)
+    picked = merge_lora(named, scalings, only=changed, dtype=dtype) if scalings else \
+        [(n, t) for n, t in named if n in changed]
+    return [(vllm_weight_name(name), tensor.detach()) for name, tensor in picked]
+
+
+def all_tensors(named: Iterable[tuple[str, Tensor]], scalings: dict[str, dict[str, float]] | None = None,
+                dtype: torch.dtype | None = None) -> list[tuple[str, Tensor]]:
+    """Every parameter with its vLLM name (gathered FSDP tensors), LoRA layers merged."""
+    picked = merge_lora(named, scalings, dtype=dtype) if scalings else list(named)
+    return [(vllm_weight_name(name), tensor.detach()) for name, tensor in picked]
 
 
 def rank_environment(environ: Mapping[str, str], process_group: tuple[int, int] | None,
@@ -523,12 +541,20 @@ class VLLMRolloutEngine:
         return self._sync(policy, root)
 
     def _sync(self, policy: torch.nn.Module, root: torch.nn.Module | None) -> int:
+        scalings, dtype = lora_scalings(policy), self._merge_dtype
         with full_parameters(policy, root) as (named, gathered):
             # gathered tensors are new every time (their versions say nothing): push them all
-            weights = [(vllm_weight_name(n), t.detach()) for n, t in named] if gathered else \
-                changed_tensors(named, self._s.versions)
+            weights = all_tensors(named, scalings, dtype) if gathered else \
+                changed_tensors(named, self._s.versions, scalings, dtype)
             self._push(weights)
         return len(weights)
+
+    @property
+    def _merge_dtype(self) -> torch.dtype | None:
+        """LoRA layers are merged straight into vLLM's dtype (vLLM casts to it anyway): the merged
+        copies the sync holds take half the memory of float32 ones under bf16."""
+        dtype = getattr(torch, str(self.options["dtype"]), None)
+        return dtype if isinstance(dtype, torch.dtype) else None
 
     def _push(self, weights: list[tuple[str, Tensor]]) -> None:
         if not weights:
@@ -566,7 +592,8 @@ class VLLMRolloutEngine:
         self._s.llm, self._s.cycle = llm, SleepCycle(llm, self.sleep_between_steps, _free_cached_memory)
         self._s.versions, self._s.shapes = {}, {}
         if self.model_path is None:  # vLLM read a copy of this very policy
-            weights = changed_tensors(policy.named_parameters(), self._s.versions)
+            weights = changed_tensors(policy.named_parameters(), self._s.versions, lora_scalings(policy),
+                                      self._merge_dtype)
             self._s.shapes = {name: tuple(t.shape) for name, t in weights}
             return 0
         # vLLM read the files; the policy in memory may differ (a resumed run, fp32 master weights)
@@ -578,6 +605,10 @@ class VLLMRolloutEngine:
             raise ConfigError("rollout=vllm starts from the policy's files when its parameters are sharded: "
                               "set model.path (rollout.model_path) to the policy's Hugging Face folder")
         self._s.folder = tempfile.TemporaryDirectory(prefix="archer-vllm-")
-        policy.save_pretrained(self._s.folder.name)
+        scalings = lora_scalings(policy)
+        if scalings:  # vLLM loads a plain model: the adapter merged, under the base names
+            policy.save_pretrained(self._s.folder.name, state_dict=dict(merge_lora(policy.state_dict().items(), scalings)))
+        else:
+            policy.save_pretrained(self._s.folder.name)
         self.tokenizer.save_pretrained(self._s.folder.name)
         return self._s.folder.name
