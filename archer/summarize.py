@@ -1,4 +1,4 @@
-"""archer-summarize: tables and plots from a sweep's run folders (TensorBoard logs + summary.json).
+"""archer-summarize: tables and plots from a sweep's run folders (summary.json + metrics over RL steps).
 
     archer-summarize sweeps/ablations --out experiments/results/ablations
 
@@ -47,19 +47,37 @@ def strategy_of(run_dir: Path, summary: dict) -> str:
 
 
 def read_scalars(run_dir: Path, summary: dict) -> dict[str, tuple[list[int], list[float]]]:
-    """Every scalar tag of the run's TensorBoard log: (steps, values) in step order."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
+    """Every scalar of the run: (steps, values) in step order, from its TensorBoard log, else from
+    the metrics CSV every run keeps whatever its loggers (wandb or MLflow alone leave no events file)."""
     logged = Path(summary["tensorboard"]) if summary.get("tensorboard") else None
     if logged is None or not logged.is_dir():
         found = sorted(run_dir.rglob("events.out.tfevents*"))
         if not found:
-            return {}
+            local = run_dir / "csv" / "metrics.csv"  # a copied run folder: its own file, not the path recorded
+            return read_csv_scalars(local if local.is_file() else Path(summary.get("metrics_csv") or local))
         logged = found[-1].parent
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     events = EventAccumulator(str(logged), size_guidance={"scalars": 0})
     events.Reload()
     return {tag: ([e.step for e in events.Scalars(tag)], [e.value for e in events.Scalars(tag)])
             for tag in events.Tags()["scalars"]}
+
+
+def read_csv_scalars(path: Path) -> dict[str, tuple[list[int], list[float]]]:
+    """Every column of Lightning's metrics.csv: (steps, values) over the rows that have a value."""
+    if not path.is_file():
+        return {}
+    series: dict[str, tuple[list[int], list[float]]] = defaultdict(lambda: ([], []))
+    with path.open(newline="") as handle:
+        rows = sorted(csv.DictReader(handle), key=lambda row: int(float(row.get("step") or 0)))
+    for row in rows:
+        step = int(float(row.get("step") or 0))
+        for key, value in row.items():
+            if key not in ("step", "epoch") and value not in ("", None):
+                series[key][0].append(step)
+                series[key][1].append(float(value))
+    return dict(series)
 
 
 def load_run(run_dir: Path) -> dict:

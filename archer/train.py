@@ -34,6 +34,8 @@ from archer.config_checks import ConfigError
 from archer.data import DataError, PromptStream, load_benchmark
 from archer.evaluation import evaluate_heldout
 from archer.forward import enable_activation_checkpointing
+from archer.loggers import RunLoggers, check_loggers
+from archer.lora import LoraSettings, attach_lora, check_targets, has_lora, require_peft
 from archer.models import (
     DTYPES,
     TinyModelConfig,
@@ -99,7 +101,7 @@ def build_policy(cfg: DictConfig):
         raise ConfigError("model.path is required by this config: add model.path=/path/to/model (a Hugging Face folder or hub id)")
     if path:
         master = cfg.model.get("master_dtype", "float32")
-        if master != "float32":
+        if master != "float32" and not LoraSettings.from_config(cfg.model.get("lora")).enabled:  # LoRA: base frozen
             print(f"[archer] model.master_dtype={master}: pure {master} training (weights and AdamW state in {master}); "
                   "updates smaller than its resolution are lost. Use float32 master weights with "
                   "trainer.precision=bf16-mixed unless you mean it.", flush=True)
@@ -107,6 +109,15 @@ def build_policy(cfg: DictConfig):
         return policy, tokenizer, False
     tokenizer = build_char_tokenizer()
     return build_tiny_model(tokenizer, TinyModelConfig(**cfg.model.tiny)), tokenizer, True
+
+
+def lora_settings(cfg: DictConfig, policy) -> LoraSettings:
+    """`model.lora`, checked against the policy (peft installed, targets present) when it is on."""
+    settings = LoraSettings.from_config(cfg.model.get("lora"))
+    if settings.enabled and not has_lora(policy):
+        require_peft()
+        check_targets(policy, settings)
+    return settings
 
 
 def run_device(cfg: DictConfig) -> torch.device:
@@ -126,7 +137,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     started = time.perf_counter()
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     c = build_components(cfg)
+    check_loggers(cfg.get("logger"))  # a missing wandb / mlflow package fails now, not after warm-up
     policy, tokenizer, is_tiny = build_policy(cfg)
+    lora_settings(cfg, policy)  # model.lora checked now; the adapter goes on after the warm-up (_train)
     device = run_device(cfg)
     policy.to(device)
     if cfg.model.get("gradient_checkpointing"):
@@ -163,6 +176,9 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
     # its before-RL figures and time so far come from the checkpoint's record
     if is_tiny and not resuming:
         warm_up(cfg, policy, tokenizer, c)
+    # LoRA goes on after the warm-up (which trains the tiny base itself) and before a checkpoint
+    # restores the adapter; the base stays as loaded or warmed up
+    attach_lora(policy, lora_settings(cfg, policy), base_model=OmegaConf.select(cfg, "model.path"))
     before = evaluate() if heldout and not resuming else None
     if before:
         print(f"[archer] held-out pass@1 before RL: {100 * before['pass@1']:.1f}%", flush=True)
@@ -175,16 +191,20 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
     )
     module.clock, module.record = started, {"heldout_before": before}
     module.resume_path = Path(cfg.ckpt_path) if resuming else None
-    logger = instantiate(cfg.logger, save_dir=str(run_dir)) if cfg.logger else False
+    loggers = RunLoggers(cfg.get("logger"), run_dir)  # the chosen ones plus <run>/csv/metrics.csv
     callbacks = [RLStepCheckpoint(run_dir / "checkpoints", cfg.checkpoint.every_n_steps,
                                   cfg.checkpoint.get("keep_last", 0))]
     validation = build_validation(cfg, c, heldout, scorer, eval_engine)
     if validation is not None:
         callbacks.append(validation)
     # One Lightning epoch is one RL step (archer/data/stream.py, StepLoader).
-    trainer = instantiate(cfg.trainer, logger=logger, default_root_dir=str(run_dir), max_epochs=c.schedule.steps,
-                          callbacks=callbacks, **strategy_override(cfg, policy))
-    trainer.fit(module, ckpt_path=cfg.ckpt_path)
+    trainer = instantiate(cfg.trainer, logger=loggers.lightning, default_root_dir=str(run_dir),
+                          max_epochs=c.schedule.steps, callbacks=callbacks, **strategy_override(cfg, policy))
+    try:
+        trainer.fit(module, ckpt_path=cfg.ckpt_path)
+        logged_to = loggers.locations() if trainer.is_global_zero else {}
+    finally:
+        loggers.close()
 
     policy.to(device)  # Lightning's teardown moves the module back to the CPU
     stopped = module.stopped_by is not None  # SIGTERM: the checkpoint is saved, end now
@@ -209,7 +229,10 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         "classifier": OmegaConf.select(cfg, "classifier._target_"),
         "seed": cfg.seed,
         "hf_model": str(export_dir) if export_dir else None,
-        "tensorboard": str(Path(logger.log_dir)) if logger else None,
+        "tensorboard": loggers.tensorboard_dir,
+        # where each logger wrote; metrics_csv is always there (archer-summarize reads it)
+        "loggers": logged_to,
+        "metrics_csv": str(loggers.metrics_csv),
         "validation": validation.history if validation is not None else [],
     }
     if trainer.is_global_zero:
@@ -279,6 +302,10 @@ def _report(summary: dict, run_dir: Path) -> None:
               f"{summary['heldout_problems']} problems) in {summary['seconds']:.0f}s, {summary['rl_steps']} RL steps")
     if summary["tensorboard"]:
         print(f"[archer] TensorBoard logs: {summary['tensorboard']}   (tensorboard --logdir {summary['tensorboard']})")
+    for name, where in summary["loggers"].items():
+        if name != "tensorboard":
+            shown = ", ".join(f"{k} {v}" for k, v in where.items()) if isinstance(where, dict) else where
+            print(f"[archer] {name}: {shown}", flush=True)
     if summary["hf_model"]:
         print(f"[archer] policy (Hugging Face format): {summary['hf_model']}   (reload with model.path=...)")
     print(f"[archer] checkpoints: {run_dir / 'checkpoints'}   summary: {run_dir / 'summary.json'}", flush=True)
