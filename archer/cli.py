@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from archer.config_checks import ConfigError
@@ -31,3 +32,9 @@ def _register_resolvers() -> None:
 
 
 _register_resolvers()  # configs may name fetched models (`${archer_model:smollm2}`, conf/model/smollm2.yaml)
+
+# Configs name the user's own code by dotted path (`_target_: my_rewards.brevity`, a subclassed
+# constraint): the working directory is importable, as under `python -m`, which console scripts
+# like archer-train do not do. Appended last, so it never shadows an installed package.
+if os.getcwd() not in sys.path and "" not in sys.path:
+    sys.path.append(os.getcwd())

@@ -35,8 +35,9 @@ class FunctionReward:
     """A user's `function(response, sample) -> float`, named by its dotted path.
 
     Args:
-        function: "package.module.function" (or "package.module:function"); the module must
-            be importable where training runs (scoring workers import it too).
+        function: "package.module.function" (or "package.module:function"), or the function
+            itself (`{_target_: package.module.function, _partial_: true}` in YAML); its module
+            must be importable where training runs (scoring workers import it too).
         reward_range: [low, high] to clip to, or None (default) for any finite value.
 
     Example:
@@ -44,22 +45,29 @@ class FunctionReward:
         -0.5
     """
 
-    def __init__(self, function: str, reward_range: list[float] | None = None, isolated: bool = False):
-        self.function_path = str(function)
+    def __init__(self, function: str | Callable, reward_range: list[float] | None = None, isolated: bool = False):
         self.reward_range = _check_range("verifier.reward_range", reward_range)
         # True: score in worker processes (slow functions); False: in the trainer's process
         self.isolated = bool(isolated)
-        self._function = _resolve(self.function_path)
+        if callable(function):  # built by Hydra: {_target_: my_rewards.brevity, _partial_: true}
+            self.function_path, self._function = None, function
+        else:
+            self.function_path = str(function)
+            self._function = _resolve(self.function_path)
 
     def __call__(self, response: str, sample: Sample) -> float:
         return float(self._function(response, sample))
 
     def __getstate__(self):
-        return {"function_path": self.function_path, "reward_range": self.reward_range, "isolated": self.isolated}
+        # a path is re-imported in the worker; a callable pickles by reference (module-level functions)
+        function = self.function_path if self.function_path is not None else self._function
+        return {"function": function, "reward_range": self.reward_range, "isolated": self.isolated}
 
     def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._function = _resolve(self.function_path)
+        self.reward_range, self.isolated = state["reward_range"], state["isolated"]
+        function = state["function"]
+        self.function_path = function if isinstance(function, str) else None
+        self._function = _resolve(function) if isinstance(function, str) else function
 
 
 def _resolve(path: str) -> Callable:

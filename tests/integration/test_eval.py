@@ -79,9 +79,9 @@ def test_saved_model_and_bad_config(tmp_path, tiny_model_dir):
                                      f"model.path={tiny_model_dir}", "model.dtype=float32"]), tmp_path / "m")
     assert results["model"] == str(tiny_model_dir) and list(results["benchmarks"]) == ["math500"]
     assert results["benchmarks"]["math500"]["problems"] == 2
-    bad = subprocess.run([sys.executable, "-m", "archer.evaluate", "+suite.benchmarks.gsm8k.k=1",
+    bad = subprocess.run([sys.executable, "-m", "archer.evaluate", "+suite.benchmarks.gsm9k.k=1",
                           f"out_dir={tmp_path / 'bad'}"], capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2 and "unknown benchmark 'gsm8k'" in bad.stderr
+    assert bad.returncode == 2 and "unknown benchmark 'gsm9k'" in bad.stderr
 
 
 def test_validation_during_training_logs_val_metrics(run):

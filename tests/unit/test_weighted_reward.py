@@ -66,6 +66,13 @@ def test_user_functions_give_signed_rewards_and_non_finite_values_are_errors(wor
     assert scores.tolist() == [0.5, -1.0] and metrics["reward/errors"] == 0.0
     clipped = FunctionReward("tests.reward_functions.signed_parity", reward_range=[0.0, 1.0])
     assert ScoringRunner(clipped)(["abc"], [SAMPLE])[0].tolist() == [0.0]
+    from functools import partial
+
+    from tests.reward_functions import signed_parity
+
+    built = FunctionReward(partial(signed_parity))  # what Hydra's _target_ + _partial_ builds
+    with ScoringRunner(built, workers=workers, timeout=30) as runner:
+        assert runner(["ab", "abc"], [SAMPLE] * 2)[0].tolist() == [0.5, -1.0]
     broken = FunctionReward("tests.reward_functions.not_a_number")
     with ScoringRunner(broken, workers=workers, timeout=30) as runner:
         scores, metrics = runner(["ab", "abc"], [SAMPLE] * 2)
