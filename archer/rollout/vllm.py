@@ -17,18 +17,19 @@ cycle; in short:
   samples do not depend on the batch a prompt shares (`per_prompt_seed`).
 - The log-prob of every sampled token comes back after temperature, top-k and top-p
   (`processed_logprobs`), comparable with the trainer's (`rollout/logprob_gap`, rollout correction).
+
+Where the engine runs (rank variables, process group, vLLM versions) is in `vllm_launch.py`;
+how the policy's weights become vLLM's (names, changed tensors, LoRA merges, FSDP gathers) in
+`vllm_weights.py`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import datetime
 import hashlib
 import os
-import socket
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import torch
@@ -38,36 +39,35 @@ from archer.config_checks import ConfigError, check_positive
 from archer.rollout.base import sampling_view
 from archer.rollout.hf import left_pad
 from archer.rollout.merged_weights import lora_scalings, merge_lora
+from archer.rollout.vllm_launch import (
+    INSTALL,
+    OLDEST_VLLM,
+    check_same_world,
+    check_vllm_version,
+    current_process_group,
+    free_port,
+    join_process_group,
+    rank_environment,
+    scoped_environ,
+    world_size_now,
+)
+from archer.rollout.vllm_weights import (
+    all_tensors,
+    changed_tensors,
+    check_whole,
+    driver_model,
+    fsdp_classes,
+    full_parameters,
+    is_dtensor,
+    outermost_units,
+)
 from archer.types import RolloutBatch
 
-INSTALL = 'pip install "archer-rlvr[vllm]"'
-# The vLLM releases whose sources this engine was written against (pyproject's `vllm` extra):
-# processed log-probs include the temperature from 0.10.2 on; the cap is the newest release read.
-OLDEST_VLLM, NEWEST_VLLM_READ = "0.10.2", "0.33"
 MAX_TEMPERATURE = 2.0  # vLLM's SamplingParams rejects a higher temperature
 BOTH = frozenset({"weights", "kv_cache"})  # what `sleep` puts to sleep
-# The trainer configs' strategy timeout: a process group this engine creates is the one the
-# trainer then uses (Lightning keeps a group it finds), so it must wait as long as theirs.
-PROCESS_GROUP_TIMEOUT = datetime.timedelta(minutes=60)
-# Prefixes that wrappers (Lightning, DDP, FSDP, activation checkpointing) add to parameter names.
-# peft's PeftModel adds `base_model.model.` (adapters injected in place add nothing).
-_WRAPPER_PREFIXES = ("_forward_module.", "module.", "_fsdp_wrapped_module.", "_checkpoint_wrapped_module.",
-                     "_orig_mod.", "policy.", "base_model.model.")
 
 
 # ------------------------------------------------------------------ pure helpers (tested on CPU)
-
-def vllm_weight_name(name: str) -> str:
-    """The Hugging Face name vLLM's `load_weights` expects for a trainer-side parameter name."""
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if name.startswith(prefix):
-                name, changed = name[len(prefix):], True
-        name = name.replace("._fsdp_wrapped_module.", ".").replace("._checkpoint_wrapped_module.", ".")
-    return name
-
 
 def check_temperature(temperature: float, key: str = "rollout.temperature") -> float:
     temperature = float(check_positive(key, temperature))
@@ -144,95 +144,6 @@ def request_batches(prompt_ids: list[list[int]], n: int, max_sequences: int) -> 
         yield list(range(first, min(first + per_call, len(prompt_ids))))
 
 
-def changed_tensors(named: Iterable[tuple[str, Tensor]], last_versions: dict[str, int],
-                    scalings: dict[str, dict[str, float]] | None = None,
-                    dtype: torch.dtype | None = None) -> list[tuple[str, Tensor]]:
-    """The parameters modified in place since the last call (their `_version` moved), with
-    vLLM names; `last_versions` is updated. The first call returns every parameter.
-
-    With LoRA (`scalings`: `lora_scalings(policy)`), vLLM holds the plain model: a layer whose
-    adapter moved is pushed merged, base + scaling x B @ A in `dtype`, under its base name
-    (`...q_proj.base_layer.weight` -> `...q_proj.weight`); adapter tensors never reach vLLM."""
-    named, changed = list(named), set()
-    for name, tensor in named:
-        version = tensor._version
-        if last_versions.get(name) != version:
-            last_versions[name] = version
-            changed.add(name)
-    picked = merge_lora(named, scalings, only=changed, dtype=dtype) if scalings else \
-        [(n, t) for n, t in named if n in changed]
-    return [(vllm_weight_name(name), tensor.detach()) for name, tensor in picked]
-
-
-def all_tensors(named: Iterable[tuple[str, Tensor]], scalings: dict[str, dict[str, float]] | None = None,
-                dtype: torch.dtype | None = None) -> list[tuple[str, Tensor]]:
-    """Every parameter with its vLLM name (gathered FSDP tensors), LoRA layers merged."""
-    picked = merge_lora(named, scalings, dtype=dtype) if scalings else list(named)
-    return [(vllm_weight_name(name), tensor.detach()) for name, tensor in picked]
-
-
-def rank_environment(environ: Mapping[str, str], process_group: tuple[int, int] | None,
-                     free_port: Callable[[], int]) -> dict[str, str]:
-    """The variables vLLM's external launcher reads in this process: RANK and LOCAL_RANK (the
-    GPU is `cuda:LOCAL_RANK`), WORLD_SIZE, and MASTER_ADDR / MASTER_PORT when the process group
-    does not exist yet.
-
-    Args:
-        environ: the process environment (torchrun sets all five on every rank).
-        process_group: (rank, world size) of the existing default process group, or None.
-        free_port: a free local port, for a single process without MASTER_PORT.
-    """
-    launch = ("launch each rank with torchrun (e.g. `torchrun --nproc-per-node 8 -m archer.train ... trainer=ddp "
-              "trainer.devices=8 rollout=vllm`), which sets RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT")
-    if process_group is not None:
-        rank, world = process_group
-    else:
-        world = int(environ.get("WORLD_SIZE", "1"))
-        if world == 1 and int(environ.get("SLURM_NTASKS", "1")) > 1:
-            raise ConfigError(f"rollout=vllm under srun with {environ['SLURM_NTASKS']} tasks but no WORLD_SIZE: "
-                              f"every rank would build a one-process engine world; {launch} (srun ... torchrun ...)")
-        if world > 1 and "RANK" not in environ:
-            raise ConfigError(f"rollout=vllm on {world} processes needs RANK in each process before its engine "
-                              "starts (Lightning's own launcher starts the other ranks only at fit, after this "
-                              f"one's engine exists); {launch}")
-        rank = int(environ.get("RANK", "0"))
-    local = environ.get("LOCAL_RANK", environ.get("SLURM_LOCALID"))
-    if local is None and world > 1:
-        raise ConfigError(f"rollout=vllm on {world} processes needs LOCAL_RANK (which GPU is this rank's); {launch}")
-    env = {"RANK": str(rank), "LOCAL_RANK": str(local or 0), "WORLD_SIZE": str(world)}
-    if process_group is None:
-        missing = [k for k in ("MASTER_ADDR", "MASTER_PORT") if k not in environ]
-        if world > 1 and missing:
-            raise ConfigError(f"rollout=vllm on {world} processes needs {' and '.join(missing)}; {launch}")
-        env["MASTER_ADDR"] = environ.get("MASTER_ADDR", "127.0.0.1")
-        env["MASTER_PORT"] = environ.get("MASTER_PORT") or str(free_port())
-    return env
-
-
-def check_same_world(started: int, now: int) -> None:
-    """The engine was built for a world of `started` processes; refuse to go on in another."""
-    if started != now:
-        raise ConfigError(
-            f"rollout=vllm: this process built its engine as one of {started} process(es), but the run now has "
-            f"{now}: Lightning's own launcher starts the other ranks at fit, after the held-out evaluation built "
-            "this engine (and its one-process group). Launch every rank with torchrun instead, e.g. "
-            "`torchrun --nproc-per-node 8 -m archer.train ... trainer=ddp trainer.devices=8 rollout=vllm`")
-
-
-def check_vllm_version(version: str) -> str | None:
-    """ConfigError below the oldest supported release; a note (returned) above the newest read."""
-    from packaging.version import Version
-
-    found = Version(version)
-    if found < Version(OLDEST_VLLM):
-        raise ConfigError(f"rollout=vllm needs vLLM >= {OLDEST_VLLM} (log-probs after temperature scaling), found "
-                          f"{version}: {INSTALL}")
-    if found.release[:2] > Version(NEWEST_VLLM_READ).release[:2]:
-        return (f"[archer] vLLM {version} is newer than the releases this engine was written against "
-                f"(<= {NEWEST_VLLM_READ}.x); run experiments/gpu_check.sh once to confirm it")
-    return None
-
-
 class SleepCycle:
     """What of vLLM's memory is asleep, and the calls that wake or sleep it in the order vLLM
     supports (docs/vllm.md). vLLM's executor ignores `sleep` while anything is still asleep
@@ -276,133 +187,6 @@ class SleepCycle:
             raise RuntimeError(f"vLLM would ignore this sleep: {sorted(self.asleep)} still asleep")
         self.llm.sleep(level=1)
         self.asleep = BOTH
-
-
-# ------------------------------------------------------------------ gathering the policy's weights
-
-def _fsdp_classes() -> tuple[type, ...]:
-    try:
-        from torch.distributed.fsdp import FullyShardedDataParallel
-    except ImportError:
-        return ()
-    return (FullyShardedDataParallel,)
-
-
-def outermost_units(module: torch.nn.Module, classes: tuple[type, ...]) -> list[torch.nn.Module]:
-    """The instances of `classes` in `module` (itself included) that no other instance contains."""
-    if not classes:
-        return []
-    if isinstance(module, classes):
-        return [module]
-    return [unit for child in module.children() for unit in outermost_units(child, classes)]
-
-
-def _is_dtensor(tensor: Tensor) -> bool:
-    try:
-        from torch.distributed.tensor import DTensor
-    except ImportError:
-        return False
-    return isinstance(tensor, DTensor)
-
-
-def _summon(unit: torch.nn.Module):
-    """FSDP1: the unit's full parameters, gathered from every rank (a collective), read-only."""
-    return type(unit).summon_full_params(unit, writeback=False, recurse=True)
-
-
-@contextlib.contextmanager
-def full_parameters(policy: torch.nn.Module, root: torch.nn.Module | None = None,
-                    classes: tuple[type, ...] | None = None):
-    """Yields (names and whole tensors of the policy's parameters, whether they were gathered).
-
-    FSDP1 shards live in the FSDP units of `root` (the module the strategy wrapped: Lightning's
-    FSDP wraps the whole LightningModule, an ancestor of the policy, and keeps the embeddings and
-    norms in that outer unit): they are summoned whole for the duration. FSDP2 parameters are
-    DTensors and come back as `full_tensor()`. Both are collectives: every rank must call this,
-    in the same order.
-    """
-    units = outermost_units(root if root is not None else policy, _fsdp_classes() if classes is None else classes)
-    with contextlib.ExitStack() as stack:
-        for unit in units:
-            stack.enter_context(_summon(unit))
-        named, gathered = [], bool(units)
-        for name, parameter in policy.named_parameters():
-            if _is_dtensor(parameter):
-                parameter, gathered = parameter.full_tensor(), True
-            named.append((name, parameter))
-        yield named, gathered
-
-
-def check_whole(weights: list[tuple[str, Tensor]], shapes: dict[str, tuple[int, ...]]) -> None:
-    """Refuse shards: every tensor must have its full shape (`shapes`, recorded from the first
-    push) and no FSDP flat parameter may pass."""
-    for name, tensor in weights:
-        expected = shapes.get(name)
-        if getattr(tensor, "_is_flat_param", False) or _is_dtensor(tensor) or (expected and tuple(tensor.shape) != expected):
-            raise RuntimeError(
-                f"weight sync: {name} has shape {tuple(tensor.shape)}, not its full {expected}: a shard reached "
-                "vLLM. Under FSDP every rank must call sync_weights(policy, root=<the module the strategy "
-                "wrapped>), so that the shards are gathered first")
-
-
-def driver_model(llm) -> torch.nn.Module:
-    """vLLM's model object in this process (external launcher: the executor is in-process).
-    `driver_worker` is a wrapper holding the GPU worker as `.worker`; `get_model` unwraps
-    the CUDA-graph wrapper."""
-    worker = llm.llm_engine.model_executor.driver_worker
-    runner = getattr(worker, "worker", worker).model_runner
-    return runner.get_model() if hasattr(runner, "get_model") else runner.model
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@contextlib.contextmanager
-def scoped_environ(values: dict[str, str]):
-    """`values` in os.environ while vLLM is built (it reads them then), the previous state after,
-    so the trainer's launcher still sees its own environment."""
-    before = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in before.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
-def join_process_group(env: dict[str, str]) -> None:
-    """Several processes: create the default process group from torchrun's variables before
-    vLLM does. vLLM would make a one-process group here (its world is the engine's, one GPU),
-    and Lightning later keeps whatever group exists."""
-    import torch.distributed as dist
-
-    if int(env["WORLD_SIZE"]) > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo", init_method="env://",
-                                rank=int(env["RANK"]), world_size=int(env["WORLD_SIZE"]),
-                                timeout=PROCESS_GROUP_TIMEOUT)
-
-
-def _process_group() -> tuple[int, int] | None:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return None
-
-
-def _world_now() -> int:
-    """The run's process count: the launcher's WORLD_SIZE first (Lightning's own launcher sets it in
-    this process when it starts the others), else the process group's, else 1."""
-    if "WORLD_SIZE" in os.environ:
-        return int(os.environ["WORLD_SIZE"])
-    group = _process_group()
-    return group[1] if group else 1
 
 
 def _free_cached_memory() -> None:
@@ -537,7 +321,7 @@ class VLLMRolloutEngine:
         """
         if self._s.llm is None:
             return self._start(policy, root)
-        check_same_world(self._s.world, _world_now())
+        check_same_world(self._s.world, world_size_now())
         return self._sync(policy, root)
 
     def _sync(self, policy: torch.nn.Module, root: torch.nn.Module | None) -> int:
@@ -573,7 +357,7 @@ class VLLMRolloutEngine:
         if self._s.llm is None:
             self._start(policy, None)
         else:
-            check_same_world(self._s.world, _world_now())
+            check_same_world(self._s.world, world_size_now())
 
     def _start(self, policy: torch.nn.Module, root: torch.nn.Module | None) -> int:
         """Build vLLM on this rank's GPU; returns how many tensors were pushed into it."""
@@ -581,7 +365,7 @@ class VLLMRolloutEngine:
 
         if self.tokenizer is None:
             raise RuntimeError("VLLMRolloutEngine.bind(tokenizer) must be called before it generates or syncs")
-        env = rank_environment(os.environ, _process_group(), free_port)
+        env = rank_environment(os.environ, current_process_group(), free_port)
         self._s.rank, self._s.world = int(env["RANK"]), int(env["WORLD_SIZE"])
         path = self.model_path or self._save_copy(policy, root)
         # the external launcher requires in-process execution (newer vLLM releases set this themselves)
@@ -600,8 +384,8 @@ class VLLMRolloutEngine:
         return self._sync(policy, root)
 
     def _save_copy(self, policy: torch.nn.Module, root: torch.nn.Module | None) -> str:
-        if outermost_units(root if root is not None else policy, _fsdp_classes()) or \
-                any(_is_dtensor(p) for p in policy.parameters()):
+        if outermost_units(root if root is not None else policy, fsdp_classes()) or \
+                any(is_dtensor(p) for p in policy.parameters()):
             raise ConfigError("rollout=vllm starts from the policy's files when its parameters are sharded: "
                               "set model.path (rollout.model_path) to the policy's Hugging Face folder")
         self._s.folder = tempfile.TemporaryDirectory(prefix="archer-vllm-")

@@ -26,7 +26,8 @@ from archer.rollout.hf import HFRolloutEngine
 from archer.rollout.lean import LeanRolloutEngine
 from archer.rollout.merged_weights import lora_scalings, merge_lora
 from archer.rollout.sampling import sample
-from archer.rollout.vllm import VLLMRolloutEngine, changed_tensors, vllm_weight_name
+from archer.rollout.vllm import VLLMRolloutEngine
+from archer.rollout.vllm_weights import changed_tensors, vllm_weight_name
 from archer.train import build_components, build_policy, config_dir, lora_settings
 from tests import fake_vllm
 

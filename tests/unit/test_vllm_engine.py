@@ -20,17 +20,13 @@ from archer.rollout.base import logprob_gap
 from archer.rollout.vllm import (
     VLLMRolloutEngine,
     call_seed,
-    changed_tensors,
-    check_same_world,
-    check_vllm_version,
-    full_parameters,
     llm_options,
-    rank_environment,
     request_batches,
     request_seeds,
     sampling_kwargs,
-    vllm_weight_name,
 )
+from archer.rollout.vllm_launch import check_same_world, check_vllm_version, rank_environment
+from archer.rollout.vllm_weights import changed_tensors, full_parameters, vllm_weight_name
 from tests import fake_vllm
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -454,7 +450,7 @@ def test_vllm_engine_trains_the_tiny_default_with_a_small_logprob_gap(tmp_path):
 @pytest.mark.gpu
 @pytest.mark.skipif(not (HAS_VLLM and torch.cuda.is_available()), reason="needs vLLM and CUDA")
 def test_vllm_holds_the_policys_weights_after_a_sync():
-    from archer.rollout.vllm import driver_model
+    from archer.rollout.vllm_weights import driver_model
 
     torch.manual_seed(0)  # head size 32: one every vLLM attention backend takes
     policy = build_tiny_model(build_char_tokenizer(), TinyModelConfig(128, 2, 4, 256)).cuda()
