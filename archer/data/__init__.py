@@ -1,6 +1,6 @@
 """Data: `Sample` loading (files, hub datasets), benchmarks, the synthetic default task, prompt templates, streams."""
 
-from archer.data.benchmarks import BENCHMARKS, benchmark_kind, load_benchmark
+from archer.data.benchmarks import BENCHMARKS, BenchmarkData, benchmark_kind, load_benchmark
 from archer.data.errors import DataError
 from archer.data.files import FileData
 from archer.data.jsonl import JsonlData, load_jsonl
@@ -8,5 +8,5 @@ from archer.data.stream import PromptStream
 from archer.data.synthetic import SyntheticArithmetic
 from archer.data.templates import ChatTemplate, PlainTemplate
 
-__all__ = ["BENCHMARKS", "ChatTemplate", "DataError", "FileData", "JsonlData", "PlainTemplate", "PromptStream",
+__all__ = ["BENCHMARKS", "BenchmarkData", "ChatTemplate", "DataError", "FileData", "JsonlData", "PlainTemplate", "PromptStream",
            "SyntheticArithmetic", "benchmark_kind", "load_benchmark", "load_jsonl"]

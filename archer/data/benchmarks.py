@@ -139,6 +139,16 @@ def svamp_split(part: str) -> Callable[[], list[Sample]]:
     return load
 
 
+def one_operation(load: Callable[[], list[Sample]]) -> Callable[[], list[Sample]]:
+    """The problems of `load` whose gold equation has exactly one operator (SVAMP's `equation`
+    field, e.g. `( 76.0 - 25.0 )`): the one-step word problems, a documented subset rule."""
+
+    def load_subset() -> list[Sample]:
+        return [s for s in load() if sum(s.info.get("equation", "").count(op) for op in "+-*/") == 1]
+
+    return load_subset
+
+
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b
     for b in [
@@ -149,6 +159,8 @@ BENCHMARKS: dict[str, Benchmark] = {
         Benchmark("svamp_train", "math", "SVAMP, 700 problems of a seed-0 split (svamp_test: the other 300)",
                   svamp_split("train")),
         Benchmark("svamp_test", "math", "SVAMP, the 300 problems outside svamp_train", svamp_split("test")),
+        Benchmark("svamp1_train", "math", "svamp_train's one-operation problems (530)", one_operation(svamp_split("train"))),
+        Benchmark("svamp1_test", "math", "svamp_test's one-operation problems (232)", one_operation(svamp_split("test"))),
         Benchmark("aime2024", "math", "AIME 2024 I + II, 30 problems", _math("aime2024.jsonl")),
         Benchmark("aime2025", "math", "AIME 2025 I + II, 30 problems", _math("aime2025.jsonl")),
         Benchmark("amc", "math", "AMC 12 2022 + 2023, 83 problems", _math("amc.jsonl")),
@@ -179,3 +191,21 @@ def benchmark_kind(name: str) -> str:
     if name not in BENCHMARKS:
         raise DataError(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
     return BENCHMARKS[name].kind
+
+
+class BenchmarkData:
+    """Train and held-out prompts from two shipped benchmarks (`data=benchmark`).
+
+    Args:
+        train: the benchmark trained on, e.g. `svamp1_train`.
+        heldout: the benchmark held out, e.g. `svamp1_test`; it must share no problem id with `train`.
+        heldout_limit: keep the first `heldout_limit` held-out problems (None: all).
+    """
+
+    def __init__(self, train: str, heldout: str, heldout_limit: int | None = None):
+        self.train = load_benchmark(train)
+        self.heldout = load_benchmark(heldout, heldout_limit)
+        shared = {s.id for s in self.train} & {s.id for s in self.heldout}
+        if shared:
+            raise DataError(f"data.source: benchmarks {train!r} and {heldout!r} share {len(shared)} problem(s) "
+                            f"(e.g. {sorted(shared)[0]!r}); hold out a benchmark disjoint from the training one")

@@ -27,3 +27,25 @@ def test_svamp_split_is_disjoint_complete_and_fixed():
 
 PINNED_TRAIN = ["chal-1", "chal-3", "chal-4"]
 PINNED_TEST = ["chal-2", "chal-13", "chal-14"]
+
+
+def test_one_operation_subsets_keep_exactly_the_one_operator_problems_of_each_split():
+    import re
+
+    for part in ("train", "test"):
+        whole, subset = load_benchmark(f"svamp_{part}"), load_benchmark(f"svamp1_{part}")
+        operators = {s.id: len(re.findall(r"[-+*/]", s.info["equation"])) for s in whole}
+        assert [s.id for s in subset] == [s.id for s in whole if operators[s.id] == 1]
+        assert 0 < len(subset) < len(whole)
+    assert (len(load_benchmark("svamp1_train")), len(load_benchmark("svamp1_test"))) == (530, 232)
+
+
+def test_benchmark_data_trains_on_one_benchmark_and_holds_out_a_disjoint_one():
+    import pytest
+
+    from archer.data import BenchmarkData, DataError
+
+    data = BenchmarkData("svamp1_train", "svamp1_test", heldout_limit=50)
+    assert len(data.train) == 530 and len(data.heldout) == 50
+    with pytest.raises(DataError, match="share 530 problem"):
+        BenchmarkData("svamp1_train", "svamp_train")
