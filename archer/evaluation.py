@@ -92,7 +92,7 @@ def _extract(verifier, response: str, sample: Sample) -> str | None:
 
 def summarize(records: list[Record], k: int, verifier=None, bootstrap_samples: int = 1000, seed: int = 0) -> dict:
     """avg@k, pass@k (unbiased, with k = samples per problem), maj@k where answers compare,
-    a bootstrap interval of avg@k over problems, lengths, truncation and repetition."""
+    a bootstrap interval of avg@k over problems (None with bootstrap_samples=0), lengths, truncation and repetition."""
     by_problem: dict[str, list[Record]] = {}
     for record in records:
         by_problem.setdefault(record.problem_id, []).append(record)
@@ -101,7 +101,8 @@ def summarize(records: list[Record], k: int, verifier=None, bootstrap_samples: i
         raise ValueError("summarize needs at least one record")
     avg = [avg_at_k([r.score for r in rs]) for rs in per_problem]
     passed = [pass_at_k(len(rs), sum(r.score == 1.0 for r in rs), min(k, len(rs))) for rs in per_problem]
-    low, high = bootstrap_ci(avg, samples=bootstrap_samples, seed=seed)
+    # bootstrap_samples=0 asks for no interval (and costs nothing)
+    low, high = bootstrap_ci(avg, samples=bootstrap_samples, seed=seed) if bootstrap_samples > 0 else (None, None)
     result = {
         "problems": len(per_problem),
         "k": k,

@@ -34,9 +34,10 @@ def results_table(results: dict) -> str:
     for name, row in benchmarks.items():
         k = row["k"]
         low, high = row[f"avg@{k}_ci95"]
+        interval = f"{_pct(low)}-{_pct(high)}" if low is not None else "-"
         majority = _pct(row[f"maj@{k}"]) if f"maj@{k}" in row else "-"
         lines.append(
-            f"| {name} | {row['problems']} | {k} | {_pct(row[f'avg@{k}'])} | {_pct(low)}-{_pct(high)} | "
+            f"| {name} | {row['problems']} | {k} | {_pct(row[f'avg@{k}'])} | {interval} | "
             f"{_pct(row[f'pass@{k}'])} | {majority} | {row['response_tokens']['mean']:.0f} | {_pct(row['truncated'])} |"
         )
     if benchmarks:

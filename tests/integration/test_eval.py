@@ -95,3 +95,27 @@ def test_validation_during_training_logs_val_metrics(run):
     events.Reload()
     assert {"val/heldout/avg@2", "val/heldout/pass@2"} <= set(events.Tags()["scalars"])
     assert len(events.Scalars("val/heldout/avg@2")) == 3
+
+
+def test_own_files_evaluate_like_a_benchmark_and_no_interval_still_writes_results(tmp_path):
+    held_out = tmp_path / "held_out.jsonl"
+    held_out.write_text('{"id": "a", "problem": "1+1?", "answer": "2"}\n{"id": "b", "problem": "2+2?", "answer": "4"}\n')
+    verl = tmp_path / "verl_rows.jsonl"
+    verl.write_text(json.dumps({"prompt": [{"role": "user", "content": "3+3?"}], "reward_model": {"ground_truth": "6"}}) + "\n")
+    overrides = ["suite=files", f"suite.paths=[{held_out},{verl}]", "suite.k=2", "suite.sampling.max_new_tokens=6",
+                 "bootstrap_samples=0", "model.tiny.hidden_size=32", "model.tiny.num_layers=1",
+                 "model.tiny.num_heads=2", "model.tiny.intermediate_size=64"]
+    results = evaluate(compose_eval(overrides), tmp_path / "out")
+    assert list(results["benchmarks"]) == ["held_out", "verl_rows"]
+    assert results["benchmarks"]["held_out"]["problems"] == 2 and results["benchmarks"]["verl_rows"]["problems"] == 1
+    assert results["benchmarks"]["held_out"]["avg@2_ci95"] == [None, None]
+    assert json.loads((tmp_path / "out" / "results.json").read_text()) == json.loads(json.dumps(results))
+    assert "| held_out | 2 | 2 |" in (tmp_path / "out" / "results.md").read_text()
+    lines = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
+    assert {line["benchmark"] for line in lines} == {"held_out", "verl_rows"} and len(lines) == 3 * 2
+    from archer.config_checks import ConfigError
+
+    with pytest.raises(ConfigError, match="bootstrap_samples must be >= 0"):
+        evaluate(compose_eval([*overrides, "bootstrap_samples=-1"]), tmp_path / "neg")
+    with pytest.raises(ConfigError, match="named 'held_out'"):
+        evaluate(compose_eval([*overrides[:1], f"suite.paths=[{held_out},{held_out}]"]), tmp_path / "dup")
