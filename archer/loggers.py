@@ -83,7 +83,9 @@ class RunLoggers:
                 raise ConfigError(f"could not build logger.{name} ({spec._target_}): {root}") from err
         if not any(isinstance(lg, CSVLogger) for lg in self.by_name.values()):
             key = CSV_NAME if CSV_NAME not in self.by_name else "metrics_csv"
-            self.by_name[key] = CSVLogger(save_dir=str(self.run_dir), name=CSV_NAME, version="")
+            # every row written as it comes (Lightning's default waits for 100 steps): a long run
+            # shows its progress and a killed one keeps its curve
+            self.by_name[key] = CSVLogger(save_dir=str(self.run_dir), name=CSV_NAME, version="", flush_logs_every_n_steps=1)
 
     @property
     def lightning(self) -> list[Logger]:

@@ -27,6 +27,7 @@ TRAIN_CURVES = {
     "train/repetition_20gram": "20-gram repetition ratio",
     "train/response_length": "response length (tokens)",
     "train/accuracy": "training accuracy",
+    "train/reward": "training reward (mean over the step's responses)",
 }
 
 
@@ -167,6 +168,7 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
 
     figures = {
         "accuracy.png": [("val_accuracy", "held-out avg@k (validation)")],
+        "reward.png": [("train/reward", TRAIN_CURVES["train/reward"])],
         "entropy.png": [("loss/entropy_high", TRAIN_CURVES["loss/entropy_high"]), ("loss/entropy_low", TRAIN_CURVES["loss/entropy_low"])],
         "repetition.png": [("train/repetition_20gram", TRAIN_CURVES["train/repetition_20gram"])],
         "response_length.png": [("train/response_length", TRAIN_CURVES["train/response_length"])],

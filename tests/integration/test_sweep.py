@@ -36,6 +36,6 @@ def test_two_strategy_sweep_is_summarized_into_a_table_and_plots(tmp_path):
     assert {r["strategy"] for r in runs} == {"archer", "grpo"} and all(float(r["generated_tokens"]) > 0 for r in runs)
     import matplotlib.image
 
-    for name in ("accuracy.png", "entropy.png", "repetition.png", "response_length.png"):
+    for name in ("accuracy.png", "reward.png", "entropy.png", "repetition.png", "response_length.png"):
         image = matplotlib.image.imread(out / name)
         assert image.shape[0] > 100 and image.shape[1] > 100
