@@ -4,6 +4,7 @@
     python experiments/bench_step.py --trl                 # + TRL (pip install "archer-rlvr[bench]")
     python experiments/bench_step.py --trl --new-tokens 64 # the 4x longer responses shape
     python experiments/bench_step.py --trl --json          # last line: one JSON object
+    python experiments/bench_step.py --model smollm2 --trl --json   # a real pretrained chat model
 
 The workload: a tiny Qwen2-style model (random init, seeded, saved once and loaded by both),
 the character tokenizer, prompts of the synthetic addition task, the exact-sum reward, P
@@ -11,6 +12,11 @@ prompts x G samples per step, up to T new tokens at temperature 1.0 (top_p 1, no
 optimizer update per rollout (no old-policy pass is needed), clip 0.2, k3 KL 0.001 against a
 frozen reference, token-mean loss, AdamW. TRL runs the same with `loss_type="dapo"`,
 `beta=0.001`, `num_iterations=1`.
+
+`--model smollm2`: SmolLM2-135M-Instruct (float32, fetched and cached on first use), its own
+tokenizer, chat-template prompts of svamp1_train (problem + a short-answer instruction; TRL
+gets the same messages and applies the same template), the math verifier reading "the answer
+is N", 128 new tokens by default.
 
 Measurement: warm-up steps are dropped, then each Archer step is followed by one TRL step in
 the same process (alternating, so machine noise hits both), for every Archer constraint in
@@ -36,7 +42,7 @@ import torch
 from archer.advantages import GRPOAdvantage
 from archer.classifiers import ResponseQuantileClassifier
 from archer.constraints import DualTokenConstraint, UniformConstraint
-from archer.data import PlainTemplate, PromptStream, SyntheticArithmetic
+from archer.data import ChatTemplate, PlainTemplate, PromptStream, SyntheticArithmetic, load_benchmark
 from archer.group_filters import KeepAllGroups, NoOverlongHandling
 from archer.models import (
     TinyModelConfig,
@@ -48,7 +54,7 @@ from archer.models import (
 from archer.module import ArcherModule
 from archer.rollout import HFRolloutEngine, LeanRolloutEngine
 from archer.schedules import RLSchedule
-from archer.verifiers import ArithmeticVerifier, ScoringRunner
+from archer.verifiers import ArithmeticVerifier, MathVerifier, ScoringRunner
 
 LR = 1e-5
 
@@ -89,16 +95,46 @@ def _sync():
         torch.cuda.synchronize()
 
 
-def run_archer(name, model_dir, data, args, device, other=None) -> Alternate:
-    policy, tokenizer = load_pretrained(str(model_dir), "float32")
+# --model smollm2: the prompt frame and reward of experiment=smollm2_math
+SHORT_ANSWER = "Solve it in one line and end with: The answer is <number>."
+
+
+class Workload:
+    """What both frameworks train on: a model folder, prompts, their template and the reward."""
+
+    def __init__(self, args):
+        if args.model == "tiny":
+            torch.manual_seed(0)
+            tokenizer = build_char_tokenizer()
+            sizes = TinyModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=4, intermediate_size=3 * args.hidden)
+            self.model_dir = save_pretrained(build_tiny_model(tokenizer, sizes), tokenizer, Path(tempfile.mkdtemp(prefix="archer-bench-")))
+            self.train = SyntheticArithmetic(train_size=2000, heldout_size=1, seed=0).train
+            self.template, self.verifier = PlainTemplate("{problem}\n", add_bos=False), ArithmeticVerifier()
+        else:
+            from archer.pretrained import smollm2_folder
+
+            self.model_dir = smollm2_folder()
+            self.train = load_benchmark("svamp1_train")
+            self.template = ChatTemplate(instruction=SHORT_ANSWER)
+            self.verifier = MathVerifier(answer_reader="boxed_or_stated_number")
+
+    def trl_prompt(self, sample):
+        """The same prompt for TRL: plain text, or chat messages its trainer templates itself."""
+        if isinstance(self.template, ChatTemplate):
+            return [{"role": "user", "content": f"{sample.problem} {self.template.instruction}"}]
+        return self.template.text(sample, None)
+
+
+def run_archer(name, work: Workload, args, device, other=None) -> Alternate:
+    policy, tokenizer = load_pretrained(str(work.model_dir), "float32")
     engine_class = LeanRolloutEngine if args.sampler == "lean" else HFRolloutEngine
     engine = engine_class(max_new_tokens=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0).bind(tokenizer)
     schedule = RLSchedule(steps=args.warmup + args.steps, prompts_per_step=args.prompts, samples_per_prompt=args.samples,
                           ppo_epochs=1, mini_batch_prompts=args.prompts, micro_batch_size=args.prompts * args.samples,
                           log_text_every=0, share_prompt_forward=not args.no_share)
     module = ArcherModule(
-        policy, tokenizer, PlainTemplate("{problem}\n", add_bos=False), PromptStream(data.train, args.prompts, seed=0), engine,
-        ScoringRunner(ArithmeticVerifier(), workers=0), ResponseQuantileClassifier(), constraint(name), GRPOAdvantage(),
+        policy, tokenizer, work.template, PromptStream(work.train, args.prompts, seed=0), engine,
+        ScoringRunner(work.verifier, workers=0), ResponseQuantileClassifier(), constraint(name), GRPOAdvantage(),
         # the fused AdamW kernel, as TRL (transformers: optim="adamw_torch_fused")
         schedule, partial(torch.optim.AdamW, lr=LR, weight_decay=0.0, fused=True), None, KeepAllGroups(), NoOverlongHandling(),
         seed=0)
@@ -110,21 +146,24 @@ def run_archer(name, model_dir, data, args, device, other=None) -> Alternate:
     return timing
 
 
-def build_trl(model_dir, data, args, device):
+def build_trl(work: Workload, args, device):
     """A GRPOTrainer on the same weights, tokenizer, prompts, reward and shapes, and a function
     that runs one full step of it (generate, score, loss, backward, clip, optimizer step)."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    verifier = ArithmeticVerifier()
+    verifier = work.verifier
 
     def reward(completions, answer, **_):
         from archer.types import Sample
 
-        return [verifier(text, Sample("b", "", int(gold))) for text, gold in zip(completions, answer)]
+        # conversational prompts give completions as message lists
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        gold = [int(a) if isinstance(verifier, ArithmeticVerifier) else a for a in answer]
+        return [verifier(text, Sample("b", "", g)) for text, g in zip(texts, gold)]
 
-    policy, tokenizer = load_pretrained(str(model_dir), "float32")
-    rows = [{"prompt": f"{s.problem}\n", "answer": str(s.answer)} for s in data.train]
+    policy, tokenizer = load_pretrained(str(work.model_dir), "float32")
+    rows = [{"prompt": work.trl_prompt(s), "answer": str(s.answer)} for s in work.train]
     config = GRPOConfig(
         output_dir=tempfile.mkdtemp(prefix="archer-bench-trl-"), per_device_train_batch_size=args.prompts * args.samples,
         num_generations=args.samples, max_completion_length=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0,
@@ -155,7 +194,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--samples", type=int, default=8)
-    parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--new-tokens", type=int, default=None, help="16 (tiny), 128 (smollm2)")
+    parser.add_argument("--model", default="tiny", choices=["tiny", "smollm2"],
+                        help="tiny: random Qwen2-style with the character tokenizer; smollm2: SmolLM2-135M-Instruct")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per constraint")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--constraints", nargs="+", default=["uniform", "dual_token"])
@@ -166,17 +207,15 @@ def main() -> None:
     parser.add_argument("--sampler", default="lean", choices=["lean", "generate"], help="Archer's rollout engine: LeanRolloutEngine or HFRolloutEngine (generate)")
     parser.add_argument("--no-share", action="store_true", help="run every row's prompt (no prompt sharing)")
     args = parser.parse_args()
+    if args.new_tokens is None:
+        args.new_tokens = 16 if args.model == "tiny" else 128
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    torch.manual_seed(0)
-    tokenizer = build_char_tokenizer()
-    sizes = TinyModelConfig(hidden_size=args.hidden, num_layers=args.layers, num_heads=4, intermediate_size=3 * args.hidden)
-    model_dir = save_pretrained(build_tiny_model(tokenizer, sizes), tokenizer, Path(tempfile.mkdtemp(prefix="archer-bench-")))
-    data = SyntheticArithmetic(train_size=2000, heldout_size=1, seed=0)
-    other = build_trl(model_dir, data, args, device) if args.trl else None
+    work = Workload(args)
+    other = build_trl(work, args, device) if args.trl else None
 
     results = {}
     for name in args.constraints:
-        timing = run_archer(name, model_dir, data, args, device, other)
+        timing = run_archer(name, work, args, device, other)
         keep = slice(args.warmup, None)
         archer_steps, phases = timing.archer[keep], timing.phases[keep]
         row = {"archer_step_s": statistics.median(archer_steps)}
@@ -189,7 +228,7 @@ def main() -> None:
         results[name] = row
 
     first = args.constraints[0]
-    shape = f"{args.prompts} prompts x {args.samples} samples, {args.new_tokens} new tokens, {device}"
+    shape = f"{args.model}: {args.prompts} prompts x {args.samples} samples, {args.new_tokens} new tokens, {device}"
     print(f"\n== {shape}, {args.steps} timed steps (median)")
     for name, row in results.items():
         line = f"{name:11s} archer {row['archer_step_s']:.3f} s/step"
