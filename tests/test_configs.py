@@ -34,7 +34,14 @@ def _compose_train(overrides):
         return compose(config_name="train", overrides=overrides)
 
 
-@pytest.mark.parametrize("experiment", configs("experiment"))
+PAPER_EXPERIMENTS = [name for name in configs("experiment") if name.endswith("_1_5b")]
+
+
+def test_every_experiment_is_a_paper_one_or_the_cpu_one():
+    assert sorted(configs("experiment")) == sorted([*PAPER_EXPERIMENTS, "smollm2_math"])
+
+
+@pytest.mark.parametrize("experiment", PAPER_EXPERIMENTS)
 def test_experiment_files_compose_and_require_a_model_path(experiment):
     from omegaconf import OmegaConf
 
@@ -61,7 +68,7 @@ def test_dapo_baseline_matches_the_paper_table():
     assert cfg.rl.mini_batch_prompts == 16 and cfg.overlong._target_.endswith("OverlongFilter")
 
 
-@pytest.mark.parametrize("suite", configs("suite"))
+@pytest.mark.parametrize("suite", [name for name in configs("suite") if name != "files"])
 def test_eval_suites_compose_name_real_benchmarks_and_build_their_components(suite):
     from archer.data import BENCHMARKS, benchmark_kind
 
@@ -115,3 +122,25 @@ def test_paper_experiments_run_vllm_with_checkpointing_and_a_token_budget(experi
     fake_vllm.install(monkeypatch)  # the engine's construction checks its settings; no GPU needed
     engine = instantiate(cfg.rollout)
     assert engine.model_path == "/models/x" and engine.max_new_tokens == 32768 and engine.sleep_between_steps
+
+
+def test_the_smollm2_experiment_and_its_eval_suite_grade_the_same_split_the_same_way():
+    """archer-eval suite=smollm2_math must measure what the run's held-out figures measure."""
+    train = _compose_train(["experiment=smollm2_math"])
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        evaluation = compose(config_name="eval", overrides=["suite=smollm2_math"])
+    assert list(evaluation.suite.benchmarks) == [train.data.source.heldout] == ["svamp1_test"]
+    assert evaluation.suite.benchmarks.svamp1_test.k == train.heldout.samples_per_problem
+    assert evaluation.suite.sampling.temperature == train.heldout.temperature == train.rollout.temperature
+    assert evaluation.suite.sampling.max_new_tokens == train.rollout.max_new_tokens
+    assert evaluation.kinds.math.template.instruction == train.data.template.instruction
+    assert evaluation.kinds.math.verifier.answer_reader == train.verifier.answer_reader
+    assert train.heldout.max_problems >= 232  # the whole held-out split
+
+
+def test_the_files_suite_needs_paths():
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose(config_name="eval", overrides=["suite=files"])
+    assert OmegaConf.is_missing(cfg.suite, "paths") and cfg.suite.kind in cfg.kinds
