@@ -176,6 +176,8 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     written = []
     strategies = sorted({r["strategy"] for r in runs})
     for filename, panels in figures.items():
+        if not any(r["curves"].get(curve, ([], []))[0] for r in runs for curve, _ in panels):
+            continue  # nothing logged for it (e.g. no validation during training): no empty figure
         fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
         for ax, (curve, label) in zip(axes[0], panels):
             for strategy in strategies:
@@ -200,12 +202,16 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     return written
 
 
-def write_report(roots: list[Path], out: Path, plots: bool = True) -> dict:
-    """runs.csv, summary.csv, summary.md (and PNGs) in `out`; returns what was written."""
+def write_report(roots: list[Path], out: Path, plots: bool = True, per_seed: bool = False) -> dict:
+    """runs.csv, summary.csv, summary.md (and PNGs) in `out`; returns what was written.
+    `per_seed`: every run is its own row and plot line (`<strategy> seed <S>`), e.g. to show
+    how the seeds of one configuration diverge."""
     run_dirs = find_runs(roots)
     if not run_dirs:
         raise SystemExit(f"no run folders with a summary.json under {', '.join(map(str, roots))}")
     runs = [load_run(d) for d in run_dirs]
+    if per_seed:
+        runs = [{**r, "strategy": f"{r['strategy']} seed {r['seed']}"} for r in runs]
     rows = summarize_runs(runs)
     out.mkdir(parents=True, exist_ok=True)
     fields = [k for k in runs[0] if k != "curves"]
@@ -234,8 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("roots", nargs="+", type=Path, help="sweep folders (searched recursively for runs)")
     parser.add_argument("--out", type=Path, required=True, help="where the tables and plots go")
     parser.add_argument("--no-plots", action="store_true")
+    parser.add_argument("--per-seed", action="store_true", help="one row and plot line per run instead of per strategy")
     args = parser.parse_args(argv)
-    written = write_report(args.roots, args.out, plots=not args.no_plots)
+    written = write_report(args.roots, args.out, plots=not args.no_plots, per_seed=args.per_seed)
     print(written["table"], end="")
     print(f"[archer] {written['runs']} runs -> {args.out}/summary.md, summary.csv, runs.csv"
           + (f", {len(written['plots'])} plots" if written["plots"] else ""))

@@ -39,3 +39,7 @@ def test_two_strategy_sweep_is_summarized_into_a_table_and_plots(tmp_path):
     for name in ("accuracy.png", "reward.png", "entropy.png", "repetition.png", "response_length.png"):
         image = matplotlib.image.imread(out / name)
         assert image.shape[0] > 100 and image.shape[1] > 100
+    from archer.summarize import write_report
+
+    per_seed = write_report([sweep], tmp_path / "per_seed", plots=False, per_seed=True)
+    assert sorted(per_seed["strategies"]) == sorted(f"{r['strategy']} seed {r['seed']}" for r in runs)
