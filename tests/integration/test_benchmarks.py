@@ -13,7 +13,7 @@ from archer.verifiers import CodeVerifier, LogicVerifier, MathVerifier, ScoringR
 MATH_SETS = {"math500": 500, "aime2024": 30, "aime2025": 30, "amc": 83, "amc23": 40, "minerva": 272, "olympiadbench": 675,
              "gsm8k": 1319, "svamp": 1000}
 # the same rows as gsm8k / svamp (gold answers checked there)
-WORD_PROBLEM_PARTS = {"gsm8k_train": 7473, "svamp_train": 700, "svamp_test": 300}
+WORD_PROBLEM_PARTS = {"gsm8k_train": 7473, "svamp_train": 700, "svamp_test": 300, "svamp1_train": 530, "svamp1_test": 232}
 # Documented quirks: rows whose neighbour's gold is equal to their own gold in value.
 KNOWN_EQUAL_NEIGHBOURS = {("5", "x=5")}
 
