@@ -41,9 +41,11 @@ def test_a_gguf_file_converts_to_a_float32_llama_folder_with_its_tokenizer_and_t
     assert tokenizer.decode(tokenizer.encode(" the cat")) == " the cat"
 
 
-def _taught_to_answer(model_dir, answer: str):
-    """The converted model, fitted to answer every prompt with `answer` then the chat EOS."""
-    model, tokenizer = load_pretrained(str(model_dir), "float32")
+@pytest.fixture(scope="module")
+def taught_to_answer_42(chat_model_dir):
+    """The converted model, fitted to answer every prompt with "42" then the chat EOS."""
+    answer = "42"
+    model, tokenizer = load_pretrained(str(chat_model_dir), "float32")
     template = ChatTemplate(instruction="")
     prompts = [template.encode(Sample(str(i), text, answer), tokenizer) for i, text in enumerate(["What is 6*7?", "Say it."])]
     target = tokenizer.encode(answer, add_special_tokens=False) + [tokenizer.eos_token_id]
@@ -63,8 +65,8 @@ def _taught_to_answer(model_dir, answer: str):
 
 
 @pytest.mark.parametrize("engine_class", [LeanRolloutEngine, HFRolloutEngine])
-def test_responses_end_at_the_chat_eos_and_nothing_after_it_counts(chat_model_dir, engine_class):
-    model, tokenizer, prompts, target = _taught_to_answer(chat_model_dir, "42")
+def test_responses_end_at_the_chat_eos_and_nothing_after_it_counts(taught_to_answer_42, engine_class):
+    model, tokenizer, prompts, target = taught_to_answer_42
     engine = engine_class(max_new_tokens=12, temperature=1.0, top_k=1).bind(tokenizer)
     batch = engine.generate(model, prompts, n=2)
     lengths = batch.response_mask.sum(-1).tolist()
