@@ -30,6 +30,7 @@ from archer.experience import Experience, collect_experience
 from archer.forward import response_logprobs
 from archer.group_filters import KeepAllGroups, NoOverlongHandling
 from archer.lora import adapters_disabled, has_lora
+from archer.monitor import class_statistics
 from archer.packing import fixed_micro_batches, row_tokens, token_budget_micro_batches
 from archer.rollout.base import logprob_gap
 from archer.run_lifecycle import REFERENCE_FILE, RunLifecycle  # noqa: F401 - REFERENCE_FILE re-exported
@@ -69,7 +70,8 @@ class ArcherModule(RunLifecycle, L.LightningModule):
 
     def __init__(self, policy, tokenizer, template, prompts: PromptStream, rollout, verifier, classifier, constraint,
                  advantage, schedule: RLSchedule, optimizer: Callable, scheduler: Callable | None = None,
-                 group_filter=None, overlong=None, seed: int = 0, reference_dtype: torch.dtype | None = None):
+                 group_filter=None, overlong=None, seed: int = 0, reference_dtype: torch.dtype | None = None,
+                 monitor: bool = False):
         super().__init__()
         self.automatic_optimization = False
         self.policy, self.tokenizer, self.template, self.prompts = policy, tokenizer, template, prompts
@@ -79,11 +81,14 @@ class ArcherModule(RunLifecycle, L.LightningModule):
         self.schedule, self.seed = schedule, seed
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.group_filter, self.overlong = group_filter or KeepAllGroups(), overlong or NoOverlongHandling()
-        # The frozen reference is the policy as it starts RL; skipped when no KL is used. With LoRA
-        # it is the base inside the policy, its adapter disabled (`reference_is_base`): no copy.
+        # The frozen reference is the policy as it starts RL; skipped when no KL is used and the
+        # monitor (archer/monitor.py, KL to the reference for every loss) is off. With LoRA it is
+        # the base inside the policy, its adapter disabled (`reference_is_base`): no copy.
+        self.monitor = monitor
+        wants_reference = constraint.needs_reference or monitor
         self.reference = None
-        self.reference_is_base = constraint.needs_reference and has_lora(policy)
-        if constraint.needs_reference and not self.reference_is_base:
+        self.reference_is_base = wants_reference and has_lora(policy)
+        if wants_reference and not self.reference_is_base:
             self.reference = copy.deepcopy(policy).requires_grad_(False).eval()
             if reference_dtype is not None:
                 self.reference.to(reference_dtype)
@@ -134,6 +139,8 @@ class ArcherModule(RunLifecycle, L.LightningModule):
             with timer("old_ref"):
                 inputs.old_logprobs, old_entropy = (None, None) if skip_old else self._no_grad_logprobs(self.policy, experience)
                 inputs.ref_logprobs = self._reference_logprobs(experience)
+                if self.monitor:
+                    metrics |= self._monitor(experience, inputs.old_logprobs, old_entropy, inputs.ref_logprobs)
         # 6. classify: batch/group thresholds fitted on whole mini-batches (old policy, all ranks);
         # classes fixed now (entropy_source=old) or per micro-batch from the current policy
         inputs.thresholds = self._fit_thresholds(experience, old_entropy if experience else None, inputs)
@@ -234,6 +241,14 @@ class ArcherModule(RunLifecycle, L.LightningModule):
             with adapters_disabled(self.policy):
                 return self._no_grad_logprobs(self.policy, exp)[0]
         return self._no_grad_logprobs(self.reference, exp)[0] if self.reference is not None else None
+
+    def _monitor(self, exp: Experience, logprobs: Tensor | None, entropy: Tensor | None,
+                 ref_logprobs: Tensor | None) -> dict[str, float]:
+        """monitor/* statistics (archer/monitor.py) of the policy that sampled this rollout."""
+        if entropy is None:  # one on-policy update: the no-grad pass was skipped
+            logprobs, entropy = self._no_grad_logprobs(self.policy, exp)
+        stats = class_statistics(entropy, logprobs, ref_logprobs, exp.loss_mask.to(entropy.device))
+        return {key: value.item() for key, value in stats.items()}
 
     def _forward(self, model: torch.nn.Module, exp: Experience, rows: Tensor) -> tuple[Tensor, Tensor]:
         r = exp.rollout

@@ -1,13 +1,17 @@
 """archer-summarize: tables and plots from a sweep's run folders (summary.json + metrics over RL steps).
 
     archer-summarize sweeps/ablations --out experiments/results/ablations
+    archer-summarize sweeps/testbed --out experiments/results/testbed --paired-against grpo archer
 
 Each run folder (anything holding a `summary.json` written by archer-train) is one row; its
 strategy is the `ablation=` choice of its Hydra overrides (else its constraint and
 classifier names). Writes `runs.csv` (one row per run), `summary.csv` and `summary.md`
-(mean +- std over seeds per strategy) and, with matplotlib installed, PNG plots of held-out
-accuracy, per-class entropy, repetition and response length over RL steps, one line per
-strategy with a band over seeds (min to max).
+(mean +- std over seeds per strategy), `intervals.md`/`.csv` (mean with 95% t and bootstrap
+intervals per metric, archer/sweep_stats.py), with `--paired-against` `paired.md`/`.csv`
+(differences by seed against those strategies) and, with matplotlib installed, PNG plots of
+held-out accuracy and pass@k, per-class entropy, KL to the reference (runs with
+monitor.enabled), repetition and response length over RL steps, one line per strategy with a
+band over seeds (min to max).
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from archer.sweep_stats import area_under_curve, describe, paired_by_seed
+
 # TensorBoard scalars plotted over RL steps (one point per step): tag -> plot label.
 TRAIN_CURVES = {
     "loss/entropy_high": "entropy, high-entropy class",
@@ -28,6 +34,11 @@ TRAIN_CURVES = {
     "train/response_length": "response length (tokens)",
     "train/accuracy": "training accuracy",
     "train/reward": "training reward (mean over the step's responses)",
+    # archer/monitor.py (monitor.enabled): the same classes and a KL to the reference for every strategy
+    "monitor/entropy_high": "entropy, top-20% class (same split for all)",
+    "monitor/entropy_low": "entropy, other 80% (same split for all)",
+    "monitor/ref_kl_low": "KL to reference, low-entropy (knowledge) tokens",
+    "monitor/ref_kl_high": "KL to reference, high-entropy (reasoning) tokens",
 }
 
 
@@ -88,6 +99,9 @@ def load_run(run_dir: Path) -> dict:
     k_key = next((key for key in after if key.startswith("pass@") and key != "pass@1"), None)
     validation = summary.get("validation") or []
     val_key = next((key for key in (validation[0] if validation else {}) if key.startswith("val/heldout/avg@")), None)
+    val_pass_key = next((key for key in (validation[0] if validation else {})
+                         if key.startswith("val/heldout/pass@") and key != "val/heldout/pass@1"), None)
+    val_curve = ([v["rl_step"] for v in validation], [v[val_key] for v in validation]) if val_key else ([], [])
     return {
         "strategy": strategy_of(run_dir, summary),
         "seed": summary.get("seed"),
@@ -100,9 +114,17 @@ def load_run(run_dir: Path) -> dict:
         "repetition_final": _last(scalars.get("train/repetition_20gram")),
         "entropy_high_final": _last(scalars.get("loss/entropy_high")),
         "entropy_low_final": _last(scalars.get("loss/entropy_low")),
+        "monitor_entropy_high_final": _last(scalars.get("monitor/entropy_high")),
+        "monitor_entropy_low_final": _last(scalars.get("monitor/entropy_low")),
+        "ref_kl_low_final": _last(scalars.get("monitor/ref_kl_low")),
+        "ref_kl_high_final": _last(scalars.get("monitor/ref_kl_high")),
+        "response_length_final": _last(scalars.get("train/response_length")),
+        # the validation curve's mean level over the run (trapezoids over its RL steps)
+        "val_auc": area_under_curve(*val_curve),
         "seconds": summary.get("seconds"),
         "curves": {
-            "val_accuracy": ([v["rl_step"] for v in validation], [v[val_key] for v in validation]) if val_key else ([], []),
+            "val_accuracy": val_curve,
+            "val_pass_k": ([v["rl_step"] for v in validation], [v[val_pass_key] for v in validation]) if val_pass_key else ([], []),
             **{tag: series for tag, series in scalars.items() if tag in TRAIN_CURVES},
         },
     }
@@ -159,6 +181,98 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# metrics with intervals and paired differences: key, label, scale (100: shown in %)
+INTERVAL_METRICS = [("pass@1", "held-out pass@1 (%)", 100), ("pass@k", "held-out pass@k (%)", 100),
+                    ("val_auc", "validation avg@k, mean over the run (%)", 100),
+                    ("monitor_entropy_high_final", "entropy, top-20% tokens (last 5 steps)", 1),
+                    ("monitor_entropy_low_final", "entropy, other tokens (last 5 steps)", 1),
+                    ("ref_kl_low_final", "KL to reference, low-entropy tokens (last 5 steps)", 1),
+                    ("ref_kl_high_final", "KL to reference, high-entropy tokens (last 5 steps)", 1),
+                    ("repetition_final", "repetition@20 (last 5 steps)", 1),
+                    ("response_length_final", "response length, tokens (last 5 steps)", 1)]
+
+
+def _fmt(value: float, scale: float) -> str:
+    if value != value:  # nan
+        return "-"
+    value *= scale
+    return f"{value:.1f}" if scale == 100 or abs(value) >= 10 else f"{value:.4f}" if abs(value) < 0.01 else f"{value:.3f}"
+
+
+def interval_rows(runs: list[dict]) -> list[dict]:
+    """Per strategy and metric: n, mean, std, bootstrap and t 95% intervals over its seeds."""
+    rows = []
+    for key, label, scale in INTERVAL_METRICS:
+        if not any(r.get(key) is not None for r in runs):
+            continue
+        for strategy in sorted({r["strategy"] for r in runs}):
+            stats = describe([r.get(key) for r in runs if r["strategy"] == strategy])
+            rows.append({"metric": key, "label": label, "scale": scale, "strategy": strategy, **stats})
+    return rows
+
+
+def paired_rows(runs: list[dict], baselines: list[str]) -> list[dict]:
+    """Per baseline, other strategy and metric: the difference by seed (strategy - baseline)."""
+    by = {(r["strategy"], r["seed"]): r for r in runs}
+    strategies = sorted({r["strategy"] for r in runs})
+    missing = [b for b in baselines if b not in strategies]
+    if missing:
+        raise SystemExit(f"--paired-against {' '.join(missing)}: no such strategy in the sweep ({', '.join(strategies)})")
+    rows = []
+    for baseline in baselines:
+        for key, label, scale in INTERVAL_METRICS:
+            if not any(r.get(key) is not None for r in runs):
+                continue
+            base = {seed: run.get(key) for (name, seed), run in by.items() if name == baseline}
+            for strategy in strategies:
+                if strategy == baseline:
+                    continue
+                other = {seed: run.get(key) for (name, seed), run in by.items() if name == strategy}
+                rows.append({"baseline": baseline, "metric": key, "label": label, "scale": scale, "strategy": strategy,
+                             **paired_by_seed(other, base)})
+    return rows
+
+
+def intervals_markdown(rows: list[dict]) -> str:
+    out = []
+    for key in dict.fromkeys(r["metric"] for r in rows):
+        members = [r for r in rows if r["metric"] == key]
+        scale = members[0]["scale"]
+        out += [f"### {members[0]['label']}", "", "| strategy | seeds | mean | std | 95% t interval | 95% bootstrap |",
+                "|---|---:|---:|---:|---:|---:|"]
+        for r in sorted(members, key=lambda r: -r["mean"] if r["mean"] == r["mean"] else 0):
+            out.append(f"| {r['strategy']} | {r['n']} | {_fmt(r['mean'], scale)} | {_fmt(r['std'], scale)} | "
+                       f"{_fmt(r['t95'][0], scale)} to {_fmt(r['t95'][1], scale)} | "
+                       f"{_fmt(r['boot95'][0], scale)} to {_fmt(r['boot95'][1], scale)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def paired_markdown(rows: list[dict]) -> str:
+    out = []
+    for baseline in dict.fromkeys(r["baseline"] for r in rows):
+        out += [f"## Paired against {baseline} (strategy - {baseline}, by seed)", ""]
+        for key in dict.fromkeys(r["metric"] for r in rows if r["baseline"] == baseline):
+            members = [r for r in rows if r["baseline"] == baseline and r["metric"] == key]
+            scale = members[0]["scale"]
+            out += [f"### {members[0]['label']}", "",
+                    "| strategy | seeds | mean difference | 95% t interval | 95% bootstrap | by seed |", "|---|---:|---:|---:|---:|---|"]
+            for r in members:
+                by_seed = ", ".join(_fmt(d, scale) for d in r["diffs"])
+                out.append(f"| {r['strategy']} | {r['n']} | {_fmt(r['mean'], scale)} | {_fmt(r['t95'][0], scale)} to "
+                           f"{_fmt(r['t95'][1], scale)} | {_fmt(r['boot95'][0], scale)} to {_fmt(r['boot95'][1], scale)} | {by_seed} |")
+            out.append("")
+    return "\n".join(out)
+
+
+def _write_rows(path: Path, rows: list[dict]) -> None:
+    flat = [{k: (" ".join(map(str, v)) if isinstance(v, (list, tuple)) else v) for k, v in r.items()} for r in rows]
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(flat[0]))
+        writer.writeheader()
+        writer.writerows(flat)
+
+
 def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     """PNG plots, one line per strategy (mean over seeds) with a min-max band."""
     import matplotlib
@@ -167,16 +281,21 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     figures = {
-        "accuracy.png": [("val_accuracy", "held-out avg@k (validation)")],
+        "accuracy.png": [("val_accuracy", "held-out avg@k (validation)"), ("val_pass_k", "held-out pass@k (validation)")],
         "reward.png": [("train/reward", TRAIN_CURVES["train/reward"])],
         "entropy.png": [("loss/entropy_high", TRAIN_CURVES["loss/entropy_high"]), ("loss/entropy_low", TRAIN_CURVES["loss/entropy_low"])],
         "repetition.png": [("train/repetition_20gram", TRAIN_CURVES["train/repetition_20gram"])],
         "response_length.png": [("train/response_length", TRAIN_CURVES["train/response_length"])],
+        "monitor_entropy.png": [("monitor/entropy_high", TRAIN_CURVES["monitor/entropy_high"]),
+                                ("monitor/entropy_low", TRAIN_CURVES["monitor/entropy_low"])],
+        "reference_kl.png": [("monitor/ref_kl_low", TRAIN_CURVES["monitor/ref_kl_low"]),
+                             ("monitor/ref_kl_high", TRAIN_CURVES["monitor/ref_kl_high"])],
     }
     written = []
     strategies = sorted({r["strategy"] for r in runs})
     for filename, panels in figures.items():
-        if not any(r["curves"].get(curve, ([], []))[0] for r in runs for curve, _ in panels):
+        panels = [(curve, label) for curve, label in panels if any(r["curves"].get(curve, ([], []))[0] for r in runs)]
+        if not panels:
             continue  # nothing logged for it (e.g. no validation during training): no empty figure
         fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
         for ax, (curve, label) in zip(axes[0], panels):
@@ -202,10 +321,12 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     return written
 
 
-def write_report(roots: list[Path], out: Path, plots: bool = True, per_seed: bool = False) -> dict:
-    """runs.csv, summary.csv, summary.md (and PNGs) in `out`; returns what was written.
+def write_report(roots: list[Path], out: Path, plots: bool = True, per_seed: bool = False,
+                 paired_against: list[str] | None = None) -> dict:
+    """runs.csv, summary.csv, summary.md, intervals.md/.csv (and PNGs) in `out`; returns what was written.
     `per_seed`: every run is its own row and plot line (`<strategy> seed <S>`), e.g. to show
-    how the seeds of one configuration diverge."""
+    how the seeds of one configuration diverge. `paired_against`: strategies every other one is
+    compared with seed by seed (paired.md, paired.csv)."""
     run_dirs = find_runs(roots)
     if not run_dirs:
         raise SystemExit(f"no run folders with a summary.json under {', '.join(map(str, roots))}")
@@ -225,6 +346,14 @@ def write_report(roots: list[Path], out: Path, plots: bool = True, per_seed: boo
         writer.writerows(rows)
     table = markdown_table(rows)
     (out / "summary.md").write_text(table)
+    intervals = interval_rows(runs)
+    if intervals:
+        (out / "intervals.md").write_text(intervals_markdown(intervals))
+        _write_rows(out / "intervals.csv", intervals)
+    if paired_against:
+        paired = paired_rows(runs, paired_against)
+        (out / "paired.md").write_text(paired_markdown(paired))
+        _write_rows(out / "paired.csv", paired)
     pngs = []
     if plots:
         try:
@@ -241,8 +370,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="where the tables and plots go")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--per-seed", action="store_true", help="one row and plot line per run instead of per strategy")
+    parser.add_argument("--paired-against", nargs="+", metavar="STRATEGY", default=None,
+                        help="compare every other strategy with these, seed by seed (paired.md)")
     args = parser.parse_args(argv)
-    written = write_report(args.roots, args.out, plots=not args.no_plots, per_seed=args.per_seed)
+    written = write_report(args.roots, args.out, plots=not args.no_plots, per_seed=args.per_seed,
+                           paired_against=args.paired_against)
     print(written["table"], end="")
     print(f"[archer] {written['runs']} runs -> {args.out}/summary.md, summary.csv, runs.csv"
           + (f", {len(written['plots'])} plots" if written["plots"] else ""))

@@ -11,6 +11,7 @@ key, value or data row fails in seconds with a message naming it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -187,7 +188,7 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         policy, tokenizer, c.template, PromptStream(c.data.train, c.schedule.prompts_per_step, cfg.seed), c.rollout,
         scorer, c.classifier, c.constraint, c.advantage, c.schedule, instantiate(cfg.optimizer),
         instantiate(cfg.scheduler) if cfg.scheduler else None, c.group_filter, c.overlong, seed=cfg.seed,
-        reference_dtype=DTYPES.get(cfg.model.get("dtype")),
+        reference_dtype=DTYPES.get(cfg.model.get("dtype")), monitor=bool(OmegaConf.select(cfg, "monitor.enabled", default=False)),
     )
     module.clock, module.record = started, {"heldout_before": before}
     module.resume_path = Path(cfg.ckpt_path) if resuming else None
@@ -262,20 +263,41 @@ def warm_up(cfg: DictConfig, policy, tokenizer, c: Components) -> None:
         key.update(seed=cfg.seed, tiny=OmegaConf.to_container(cfg.model.tiny), warmup=OmegaConf.to_container(cfg.model.warmup))
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         cache = Path(cfg.model.warmup_cache).expanduser() / f"warmup-{digest}.pt"
-        if cache.is_file():
+    # parallel sweep jobs of one seed: the first warms up, the others wait for its file and load it
+    with _exclusive(cache):
+        if cache is not None and cache.is_file():
             try:
                 policy.load_state_dict(torch.load(cache, map_location="cpu", weights_only=True))
                 print(f"[archer] warm-up: loaded from {cache}", flush=True)
                 return
             except Exception as err:  # a broken cache file costs a warm-up, never the run
                 print(f"[archer] warm-up cache {cache} unreadable ({err}); warming up again", flush=True)
-    print(f"[archer] warm-up: {warm.steps} supervised steps on {len(c.data.train)} gold solutions", flush=True)
-    supervised_warmup(policy, tokenizer, c.template, c.data.train, warm, seed=cfg.seed)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        partial = cache.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(policy.state_dict(), partial)
-        partial.replace(cache)  # atomic: parallel sweep jobs never read half a file
+        print(f"[archer] warm-up: {warm.steps} supervised steps on {len(c.data.train)} gold solutions", flush=True)
+        supervised_warmup(policy, tokenizer, c.template, c.data.train, warm, seed=cfg.seed)
+        if cache is not None:
+            partial = cache.with_suffix(f".{os.getpid()}.tmp")
+            torch.save(policy.state_dict(), partial)
+            partial.replace(cache)  # atomic: a job without the lock (no fcntl) never reads half a file
+
+
+@contextlib.contextmanager
+def _exclusive(cache: Path | None):
+    """An exclusive lock on `<cache>.lock` while held (none without a cache or without fcntl)."""
+    if cache is None:
+        yield
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: parallel jobs may warm up twice, harmlessly
+        yield
+        return
+    with open(cache.with_suffix(".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def build_validation(cfg: DictConfig, c: Components, heldout: list, scorer, engine) -> ValidationLoop | None:

@@ -37,8 +37,8 @@ def _compose_train(overrides):
 PAPER_EXPERIMENTS = [name for name in configs("experiment") if name.endswith("_1_5b")]
 
 
-def test_every_experiment_is_a_paper_one_or_the_cpu_one():
-    assert sorted(configs("experiment")) == sorted([*PAPER_EXPERIMENTS, "smollm2_math"])
+def test_every_experiment_is_a_paper_one_or_a_cpu_one():
+    assert sorted(configs("experiment")) == sorted([*PAPER_EXPERIMENTS, "smollm2_math", "testbed"])
 
 
 @pytest.mark.parametrize("experiment", PAPER_EXPERIMENTS)
