@@ -248,6 +248,23 @@ def intervals_markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def intervals_wide_markdown(rows: list[dict]) -> str:
+    """One row per strategy, one column per metric: `mean (t-interval low to high)`."""
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    labels = {r["metric"]: r["label"] for r in rows}
+    cells = {(r["strategy"], r["metric"]): r for r in rows}
+    strategies = sorted({r["strategy"] for r in rows},
+                        key=lambda s: -cells[(s, metrics[0])]["mean"] if cells[(s, metrics[0])]["mean"] == cells[(s, metrics[0])]["mean"] else 0)
+    lines = ["| strategy | seeds | " + " | ".join(labels[m] for m in metrics) + " |", "|---|---:|" + "---:|" * len(metrics)]
+    for strategy in strategies:
+        row = [strategy, str(cells[(strategy, metrics[0])]["n"])]
+        for metric in metrics:
+            r = cells[(strategy, metric)]
+            row.append(f"{_fmt(r['mean'], r['scale'])} ({_fmt(r['t95'][0], r['scale'])} to {_fmt(r['t95'][1], r['scale'])})")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def paired_markdown(rows: list[dict]) -> str:
     out = []
     for baseline in dict.fromkeys(r["baseline"] for r in rows):
@@ -348,7 +365,7 @@ def write_report(roots: list[Path], out: Path, plots: bool = True, per_seed: boo
     (out / "summary.md").write_text(table)
     intervals = interval_rows(runs)
     if intervals:
-        (out / "intervals.md").write_text(intervals_markdown(intervals))
+        (out / "intervals.md").write_text(intervals_wide_markdown(intervals) + "\n" + intervals_markdown(intervals))
         _write_rows(out / "intervals.csv", intervals)
     if paired_against:
         paired = paired_rows(runs, paired_against)
