@@ -12,12 +12,19 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from archer.data.countdown import OPERATORS, apply
 from archer.types import Sample
+
+OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 _STEP = re.compile(r"(\d{1,6})([+*-])(\d{1,6})=(\d{1,12})")
 _PROBLEM = re.compile(r"\s*(\d+(?: \d+)+) to (\d+)\s*")
 _MAX_CHARS = 512  # a legal response has at most 4 short lines; longer text is not one
+
+
+def apply(op: str, a: int, b: int) -> int | None:
+    """The value of `a op b`, or None when it is not allowed (a subtraction below zero)."""
+    value = OPERATORS[op](a, b)
+    return value if value >= 0 else None
 
 
 def problem_numbers(sample: Sample) -> list[int]:

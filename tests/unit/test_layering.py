@@ -50,3 +50,11 @@ def test_verifiers_never_import_torch_at_module_level(path):
 def test_the_trainer_never_imports_a_concrete_strategy():
     imported = module_level_imports(ARCHER / "module.py")
     assert not any(name.startswith(("archer.constraints", "archer.advantages")) for name in imported)
+
+
+def test_the_countdown_verifier_loads_without_torch():
+    # scoring workers import verifiers; the Countdown task's rules live in its verifier, not in archer.data
+    import subprocess
+
+    code = "import sys, archer.verifiers.countdown; assert 'torch' not in sys.modules, 'torch imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ARCHER.parent)
