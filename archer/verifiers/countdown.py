@@ -1,6 +1,7 @@
 """Exact verifier of the Countdown testbed task (archer/data/countdown.py).
 
-A response scores 1.0 when it is nothing but step lines `a<op>b=c` that, in order, each
+A response scores 1.0 when it is nothing but step lines `a<op>b=c` (ASCII digits, no
+leading zeros, lines split by "\n" only, surrounding whitespace ignored) that, in order, each
 combine two numbers still available (given, or made by an earlier line) with + - or *,
 state the value exactly, never go below zero, use every given number exactly once, and end
 on the target. Anything else scores 0.0: a wrong value, a number not available (or used
@@ -16,7 +17,9 @@ from archer.types import Sample
 
 OPERATORS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
-_STEP = re.compile(r"(\d{1,6})([+*-])(\d{1,6})=(\d{1,12})")
+# ASCII digits only, written as the number is (no leading zeros): "٧" or "07" is not a copy of 7
+_NUMBER = r"(0|[1-9][0-9]{0,11})"
+_STEP = re.compile(f"{_NUMBER}([+*-]){_NUMBER}={_NUMBER}")
 _PROBLEM = re.compile(r"\s*(\d+(?: \d+)+) to (\d+)\s*")
 _MAX_CHARS = 512  # a legal response has at most 4 short lines; longer text is not one
 
@@ -65,8 +68,10 @@ class CountdownVerifier:
         return float(self.is_solution(response, problem_numbers(sample), int(sample.answer)))
 
     def is_solution(self, response: str, numbers: list[int], target: int) -> bool:
+        if len(response) > _MAX_CHARS:  # before any scan of it: padding costs nothing
+            return False
         text = response.strip()
-        if not text or len(text) > _MAX_CHARS:
+        if not text:
             return False
         pool = Counter(numbers)
         for line in text.split("\n"):

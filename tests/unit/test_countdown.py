@@ -50,11 +50,17 @@ def test_gold_derivations_score_one_and_the_problem_text_alone_is_enough():
     ("", "empty"),
     ("7+3=10\n" * 200 + "10-2=8", "a long response"),
     ("7+3=10\n\n10-2=8", "a blank line between steps"),
-    ("07+3=10\n10-2=8", "numbers are compared as values, but 07 is 7 and 3 is given: still fine?"),
+    ("07+3=10\n10-2=8", "a leading zero: not a copy of the given 7"),
+    ("7+3=010\n10-2=8", "a value with a leading zero"),
+    ("\u0667+\u0663=\u0661\u0660\n\u0661\u0660-\u0662=\u0668", "Arabic-Indic digits"),
+    ("\uff17+\uff13=\uff11\uff10\n\uff11\uff10-\uff12=\uff18", "fullwidth digits"),
+    ("7+3=10\r\n10-2=8", "a carriage return"),
+    ("7+3=10\u202810-2=8", "a Unicode line separator"),
+    ("7\u22123=4\n4*2=8", "a Unicode minus sign"),
+    ("7+3=10\n10-2=8" + " " * 600, "padding beyond the length limit"),
 ])
 def test_near_misses_and_hedges_score_zero(response, why):
-    expected = 1.0 if response.startswith("07") else 0.0  # leading zeros: the same value, not a hack
-    assert VERIFY(response, PROBLEM) == expected, why
+    assert VERIFY(response, PROBLEM) == 0.0, why
 
 
 def test_operators_are_restricted_to_the_configured_ones():
