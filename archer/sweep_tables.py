@@ -28,6 +28,12 @@ def _fmt(value: float, scale: float) -> str:
     return f"{value:.1f}" if scale == 100 or abs(value) >= 10 else f"{value:.4f}" if abs(value) < 0.01 else f"{value:.3f}"
 
 
+def _label(label: str, runs: list[dict]) -> str:
+    """The label with the sweep's own k in place of "pass@k"."""
+    k = next((r.get("k") for r in runs if r.get("k")), None)
+    return label.replace("pass@k", f"pass@{k}") if k else label
+
+
 def interval_rows(runs: list[dict]) -> list[dict]:
     """Per strategy and metric: n, mean, std, bootstrap and t 95% intervals over its seeds."""
     rows = []
@@ -36,7 +42,7 @@ def interval_rows(runs: list[dict]) -> list[dict]:
             continue
         for strategy in sorted({r["strategy"] for r in runs}):
             stats = describe([r.get(key) for r in runs if r["strategy"] == strategy])
-            rows.append({"metric": key, "label": label, "scale": scale, "strategy": strategy, **stats})
+            rows.append({"metric": key, "label": _label(label, runs), "scale": scale, "strategy": strategy, **stats})
     return rows
 
 
@@ -57,7 +63,7 @@ def paired_rows(runs: list[dict], baselines: list[str]) -> list[dict]:
                 if strategy == baseline:
                     continue
                 other = {seed: run.get(key) for (name, seed), run in by.items() if name == strategy}
-                rows.append({"baseline": baseline, "metric": key, "label": label, "scale": scale, "strategy": strategy,
+                rows.append({"baseline": baseline, "metric": key, "label": _label(label, runs), "scale": scale, "strategy": strategy,
                              **paired_by_seed(other, base)})
     return rows
 

@@ -96,7 +96,7 @@ def test_summarize_writes_intervals_and_differences_paired_by_seed(tmp_path):
     paired_md = (tmp_path / "out" / "paired.md").read_text()
     assert "## Paired against grpo" in paired_md and "| archer | 3 | 5.7 |" in paired_md
     intervals = (tmp_path / "out" / "intervals.md").read_text()
-    assert "| grpo | 3 | 50.0 |" in intervals and "held-out pass@k" in intervals
+    assert "| grpo | 3 | 50.0 |" in intervals and "held-out pass@16 (%)" in intervals
     # the wide table: mean (t interval) per metric, archer first (higher pass@1)
     wide = intervals.split("\n\n")[0].splitlines()
     assert wide[2].startswith("| archer | 3 | 55.7 (") and wide[3].startswith("| grpo | 3 | 50.0 (")
