@@ -65,9 +65,10 @@ def _csv_metrics(run_dir: Path) -> list[dict[str, float]]:
 def test_ranks_with_unequal_micro_batch_counts_finish_and_match_one_process(tmp_path):
     """Dynamic sampling leaves the ranks with different numbers of groups, and micro-batches of
     one sequence give them different numbers of backward passes: the run must neither hang nor
-    drift. Same weights as one process; the same max, sum, mean and gradient norm logged."""
+    drift. Same weights as one process; the same max, sum, mean, gradient norm and monitor
+    statistics (archer/monitor.py, token-weighted across ranks) logged."""
     filtered = ["filter=drop_uniform", "verifier._target_=tests.doubles.GroupFilteringVerifier",
-                "rl.micro_batch_size=1", "rl.steps=3"]
+                "rl.micro_batch_size=1", "rl.steps=3", "monitor.enabled=true"]
     one = _train(tmp_path / "one", ["trainer=cpu", *filtered])
     two = _train(tmp_path / "two", ["trainer=ddp", "trainer.devices=2", "trainer.accelerator=cpu", *filtered])
     assert one["rl_steps"] == two["rl_steps"] == 3
@@ -82,7 +83,8 @@ def test_ranks_with_unequal_micro_batch_counts_finish_and_match_one_process(tmp_
     for a, b in zip(rows_one, rows_two):
         assert a.keys() == b.keys()
         for key in ("train/response_length_max", "train/generated_tokens", "train/trained_responses",
-                    "train/reward", "train/accuracy", "train/response_length", "train/grad_norm", "loss/policy"):
+                    "train/reward", "train/accuracy", "train/response_length", "train/grad_norm", "loss/policy",
+                    "monitor/entropy_high", "monitor/entropy_low", "monitor/ref_kl_high", "monitor/ref_kl_low"):
             if key in a:
                 assert b[key] == pytest.approx(a[key], rel=1e-4, abs=1e-6), key
 
