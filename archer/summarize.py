@@ -117,6 +117,7 @@ def load_run(run_dir: Path) -> dict:
         "pass@1_before": before.get("pass@1"),
         "pass@1": after.get("pass@1"),
         "pass@k": after.get(k_key) if k_key else None,
+        "pass@k_before": before.get(k_key) if k_key else None,
         "k": int(k_key.split("@")[1]) if k_key else None,
         "generated_tokens": sum(scalars.get("train/generated_tokens", ([], []))[1]),
         "repetition_final": _last(scalars.get("train/repetition_20gram")),

@@ -100,5 +100,7 @@ def test_summarize_writes_intervals_and_differences_paired_by_seed(tmp_path):
     # the wide table: mean (t interval) per metric, archer first (higher pass@1)
     wide = intervals.split("\n\n")[0].splitlines()
     assert wide[2].startswith("| archer | 3 | 55.7 (") and wide[3].startswith("| grpo | 3 | 50.0 (")
+    with (tmp_path / "out" / "runs.csv").open() as handle:
+        assert {float(r["pass@k_before"]) for r in csv.DictReader(handle)} == {0.5}  # pass@16 before RL, per run
     with pytest.raises(SystemExit, match="dapo"):
         write_report([sweep], tmp_path / "out2", plots=False, paired_against=["dapo"])
