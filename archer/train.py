@@ -139,7 +139,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     c = build_components(cfg)
     check_loggers(cfg.get("logger"))  # a missing wandb / mlflow package fails now, not after warm-up
-    policy, tokenizer, is_tiny = build_policy(cfg)
+    policy, tokenizer, _ = build_policy(cfg)
     lora_settings(cfg, policy)  # model.lora checked now; the adapter goes on after the warm-up (_train)
     device = run_device(cfg)
     policy.to(device)
@@ -148,7 +148,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     c.rollout.bind(tokenizer)
     scorer = build_scorer(cfg, c.verifier)
     try:
-        return _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
+        return _train(cfg, run_dir, c, policy, tokenizer, device, scorer, started)
     finally:
         scorer.close()
 
@@ -162,7 +162,7 @@ def build_scorer(cfg: DictConfig, verifier) -> ScoringRunner:
         raise ConfigError(f"scoring: {err}; the keys are workers, timeout, startup_timeout") from err
 
 
-def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started) -> dict:
+def _train(cfg, run_dir, c, policy, tokenizer, device, scorer, started) -> dict:
     heldout = c.data.heldout[: cfg.heldout.max_problems]
     eval_engine = c.rollout.with_sampling(temperature=cfg.heldout.temperature)  # the same engine (one vLLM)
 
@@ -175,9 +175,9 @@ def _train(cfg, run_dir, c, policy, tokenizer, is_tiny, device, scorer, started)
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist; point it at a run's checkpoints/last.ckpt")
     # a resumed run replaces these weights from the checkpoint: no warm-up, no evaluation of them;
     # its before-RL figures and time so far come from the checkpoint's record
-    if is_tiny and not resuming:
+    if cfg.model.warmup.steps > 0 and not resuming:
         warm_up(cfg, policy, tokenizer, c)
-    # LoRA goes on after the warm-up (which trains the tiny base itself) and before a checkpoint
+    # LoRA goes on after the warm-up (which trains the base itself) and before a checkpoint
     # restores the adapter; the base stays as loaded or warmed up
     attach_lora(policy, lora_settings(cfg, policy), base_model=OmegaConf.select(cfg, "model.path"))
     before = evaluate() if heldout and not resuming else None
@@ -254,13 +254,14 @@ def strategy_override(cfg: DictConfig, policy) -> dict:
 
 
 def warm_up(cfg: DictConfig, policy, tokenizer, c: Components) -> None:
-    """The tiny policy's supervised warm-up, or its result from `model.warmup_cache` when a run
+    """The supervised warm-up (`model.warmup`), or its result from `model.warmup_cache` when a run
     with the same seed, model, warm-up and data settings stored it there (sweeps share it)."""
     warm = WarmupConfig(**cfg.model.warmup)
     cache = None
     if cfg.model.get("warmup_cache"):
         key = {k: OmegaConf.to_container(cfg[k], resolve=True) for k in ("data",)}
         key.update(seed=cfg.seed, tiny=OmegaConf.to_container(cfg.model.tiny), warmup=OmegaConf.to_container(cfg.model.warmup))
+        key.update({"path": str(cfg.model.path)} if cfg.model.get("path") else {})  # the tiny default's key is unchanged
         digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
         cache = Path(cfg.model.warmup_cache).expanduser() / f"warmup-{digest}.pt"
     # parallel sweep jobs of one seed: the first warms up, the others wait for its file and load it
@@ -272,8 +273,11 @@ def warm_up(cfg: DictConfig, policy, tokenizer, c: Components) -> None:
                 return
             except Exception as err:  # a broken cache file costs a warm-up, never the run
                 print(f"[archer] warm-up cache {cache} unreadable ({err}); warming up again", flush=True)
-        print(f"[archer] warm-up: {warm.steps} supervised steps on {len(c.data.train)} gold solutions", flush=True)
-        supervised_warmup(policy, tokenizer, c.template, c.data.train, warm, seed=cfg.seed)
+        demonstrated = sum("solution" in s.info for s in c.data.train)
+        print(f"[archer] warm-up: {warm.steps} supervised steps on {demonstrated} gold solutions", flush=True)
+        bf16 = "bf16" in str(OmegaConf.select(cfg, "trainer.precision", default=""))  # as the RL update
+        losses = supervised_warmup(policy, tokenizer, c.template, c.data.train, warm, seed=cfg.seed, bf16=bf16)
+        print(f"[archer] warm-up: loss {losses[0]:.3f} -> {losses[-1]:.3f}", flush=True)
         if cache is not None:
             partial = cache.with_suffix(f".{os.getpid()}.tmp")
             torch.save(policy.state_dict(), partial)

@@ -11,8 +11,10 @@ name -> "knight"/"knave" mapping (logic), a test spec (code, see archer/verifier
 
 from __future__ import annotations
 
+import ast
 import gzip
 import json
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,10 +58,49 @@ def _math(filename: str) -> Callable[[], list[Sample]]:
         samples = []
         for _, row in _rows(filename):
             info = {k: v for k, v in row.items() if k not in ("id", "problem", "answer")}
+            if "equation" in row:  # SVAMP: its gold equation, written out, is a demonstration
+                solution = equation_solution(row["equation"], str(row["answer"]))
+                info.update({"solution": solution} if solution else {})
             samples.append(Sample(str(row["id"]), row["problem"], str(row["answer"]), {"kind": "math", **info}))
         return samples
 
     return load
+
+
+_ARITHMETIC = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+_APPLY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+
+
+def equation_solution(equation: str, answer: str) -> str | None:
+    """SVAMP's gold `equation` ("( 76.0 - 25.0 )") as a one-line worked answer in the short-answer
+    format: "76 - 25 = 51. The answer is 51." None when the equation is not plain arithmetic on
+    numbers or does not evaluate to `answer` (one SVAMP row disagrees with its own answer)."""
+
+    def value(node: ast.AST) -> float:
+        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+            return float(node.value)
+        if isinstance(node, ast.BinOp) and type(node.op) in _ARITHMETIC:
+            left, right = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Div) and right == 0:
+                raise ValueError("division by zero")
+            return _APPLY[type(node.op)](left, right)
+        raise ValueError(f"not plain arithmetic: {ast.dump(node)}")
+
+    def text(node: ast.AST, outer: bool) -> str:
+        if isinstance(node, ast.Constant):
+            number = float(node.value)
+            return str(int(number)) if number.is_integer() else str(number)
+        inner = f"{text(node.left, False)} {_ARITHMETIC[type(node.op)]} {text(node.right, False)}"
+        return inner if outer else f"({inner})"
+
+    try:
+        tree = ast.parse(equation.strip(), mode="eval").body
+        total, gold = value(tree), float(answer)
+    except (SyntaxError, ValueError, RecursionError):
+        return None
+    if not abs(total - gold) <= 1e-6 * max(1.0, abs(gold)):  # NaN (inf - inf) is never close
+        return None
+    return f"{text(tree, True)} = {answer}. The answer is {answer}."
 
 
 def _logic(filename: str) -> Callable[[], list[Sample]]:

@@ -98,3 +98,52 @@ def test_archer_eval_runs_a_llama_chat_model_at_the_default_bfloat16_on_your_own
     assert row["problems"] == 3 and 0 < row["response_tokens"]["mean"] <= 8
     samples = [json.loads(line) for line in (tmp_path / "out" / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 6 and samples[0]["prompt"].startswith("<|im_start|>user\nWhat is 0+0?")
+
+
+def test_the_warm_up_attends_to_the_prompts_end_of_turn_tokens_though_they_are_the_padding_token(chat_model_dir):
+    """SmolLM2 pads with `<|im_end|>`, which ends every chat turn of the prompt too: the warm-up's
+    attention mask comes from lengths, so the prompt is seen whole and only padding is hidden."""
+    from archer.warmup import _encode
+
+    _, tokenizer = load_pretrained(str(chat_model_dir), "float32")
+    assert tokenizer.pad_token_id == tokenizer.eos_token_id
+    template = ChatTemplate(instruction="")
+    batch = [Sample("a", "What is 6*7?", "42", {"solution": "6 * 7 = 42."}), Sample("b", "Hi?", "1", {"solution": "1"})]
+    ids, labels, mask = _encode(batch, tokenizer, template)
+    prompt = template.encode(batch[0], tokenizer)
+    assert tokenizer.eos_token_id in prompt  # the user turn's <|im_end|>
+    assert mask[0].all() and mask[1].sum() < ids.shape[1]  # the longer row is attended whole
+    length = int(mask[1].sum())
+    assert ids[1, length - 1] == tokenizer.eos_token_id and labels[1, length - 1] == tokenizer.eos_token_id
+    assert (labels[1, length:] == -100).all() and (labels[0, : len(prompt)] == -100).all()
+
+
+def test_a_pretrained_chat_model_warms_up_on_worked_answers_under_bf16_autocast(chat_model_dir):
+    from archer.warmup import WarmupConfig, supervised_warmup
+
+    model, tokenizer = load_pretrained(str(chat_model_dir), "float32")
+    samples = [Sample(str(i), f"What is {i} + 2?", str(i + 2), {"solution": f"{i} + 2 = {i + 2}. The answer is {i + 2}."})
+               for i in range(4)] + [Sample("x", "No worked answer here.", "0")]  # skipped, not an error
+    losses = supervised_warmup(model, tokenizer, ChatTemplate(instruction=""), samples,
+                               WarmupConfig(steps=40, batch_size=4, lr=1e-2), seed=0, bf16=True)
+    assert model.dtype == torch.float32  # autocast, not a cast: the weights keep their dtype
+    assert len(losses) == 40 and losses[-1] < 0.5 * losses[0]
+
+
+def test_archer_train_warms_a_chat_model_up_on_svamp_worked_answers_then_runs_rl(chat_model_dir, tmp_path, capsys):
+    """`experiment=smollm2_math`'s path end to end on the tiny converted model: the warm-up on
+    SVAMP's gold equations, the held-out figure after it (the before-RL one), one RL step."""
+    from hydra import compose, initialize_config_dir
+
+    from archer.train import config_dir, train
+
+    overrides = ["experiment=smollm2_math", f"model.path={chat_model_dir}", "model.warmup.steps=3",
+                 "model.warmup.batch_size=4", "rl.steps=1", "rl.prompts_per_step=2", "rl.samples_per_prompt=2",
+                 "rl.mini_batch_prompts=2", "rl.micro_batch_size=4", "rollout.max_new_tokens=4",
+                 "heldout.max_problems=2", "heldout.samples_per_problem=1", "checkpoint.every_n_steps=0", "export=false"]
+    with initialize_config_dir(config_dir=config_dir(), version_base=None):
+        cfg = compose(config_name="train", overrides=overrides)
+    summary = train(cfg, tmp_path / "run")
+    printed = capsys.readouterr().out
+    assert "warm-up: 3 supervised steps on 530 gold solutions" in printed
+    assert summary["rl_steps"] == 1 and summary["pass1_before"] is not None and summary["pass1_after"] is not None

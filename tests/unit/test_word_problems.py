@@ -49,3 +49,19 @@ def test_benchmark_data_trains_on_one_benchmark_and_holds_out_a_disjoint_one():
     assert len(data.train) == 530 and len(data.heldout) == 50
     with pytest.raises(DataError, match="share 530 problem"):
         BenchmarkData("svamp1_train", "svamp_train")
+
+
+def test_svamp_problems_carry_their_gold_equation_as_a_worked_answer():
+    from archer.data.benchmarks import equation_solution
+
+    first = load_benchmark("svamp1_train")[0]
+    assert (first.info["equation"], first.answer) == ("( 76.0 - 25.0 )", "51")
+    assert first.info["solution"] == "76 - 25 = 51. The answer is 51."
+    assert equation_solution("( ( 4.0 - 2.0 ) + 3.0 )", "5") == "(4 - 2) + 3 = 5. The answer is 5."
+    assert equation_solution("( 5.0 / 4.0 )", "1.25") == "5 / 4 = 1.25. The answer is 1.25."
+    # an equation that disagrees with its answer, or is not arithmetic, gives no demonstration
+    assert equation_solution("( ( 4.0 - 2.0 ) + 3.0 )", "1") is None
+    for hostile in ("__import__('os').system('true')", "( 5.0 / 0.0 )", "2 ** 99", "x + 1", "(", "1e999 - 1e999"):
+        assert equation_solution(hostile, "1") is None, hostile
+    svamp = load_benchmark("svamp")
+    assert sum("solution" in s.info for s in svamp) == 999  # one SVAMP row's equation is not its answer
