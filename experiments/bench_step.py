@@ -130,7 +130,7 @@ def run_archer(name, work: Workload, args, device, other=None) -> Alternate:
     engine_class = LeanRolloutEngine if args.sampler == "lean" else HFRolloutEngine
     engine = engine_class(max_new_tokens=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0).bind(tokenizer)
     schedule = RLSchedule(steps=args.warmup + args.steps, prompts_per_step=args.prompts, samples_per_prompt=args.samples,
-                          ppo_epochs=1, mini_batch_prompts=args.prompts, micro_batch_size=args.prompts * args.samples,
+                          ppo_epochs=1, mini_batch_prompts=args.prompts, micro_batch_size=args.micro_batch,
                           log_text_every=0, share_prompt_forward=not args.no_share)
     module = ArcherModule(
         policy, tokenizer, work.template, PromptStream(work.train, args.prompts, seed=0), engine,
@@ -164,10 +164,14 @@ def build_trl(work: Workload, args, device):
 
     policy, tokenizer = load_pretrained(str(work.model_dir), "float32")
     rows = [{"prompt": work.trl_prompt(s), "answer": str(s.answer)} for s in work.train]
+    # one generation of P x G completions, then P x G / micro backward passes of `micro` rows
+    # accumulated into one optimizer step: TRL's own way (steps_per_generation = accumulation)
+    accumulation = args.prompts * args.samples // args.micro_batch
     config = GRPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="archer-bench-trl-"), per_device_train_batch_size=args.prompts * args.samples,
+        output_dir=tempfile.mkdtemp(prefix="archer-bench-trl-"), per_device_train_batch_size=args.micro_batch,
         num_generations=args.samples, max_completion_length=args.new_tokens, temperature=1.0, top_p=1.0, top_k=0,
-        beta=0.001, epsilon=0.2, epsilon_high=0.2, num_iterations=1, steps_per_generation=1, gradient_accumulation_steps=1,
+        beta=0.001, epsilon=0.2, epsilon_high=0.2, num_iterations=1, steps_per_generation=accumulation,
+        gradient_accumulation_steps=accumulation,
         loss_type="dapo", scale_rewards="group", learning_rate=LR, weight_decay=0.0, max_grad_norm=1.0,
         lr_scheduler_type="constant", logging_steps=10**9, report_to=[], save_strategy="no", use_cpu=device == "cpu",
         bf16=False, fp16=False, seed=0, disable_dropout=True, dataloader_num_workers=0, mask_truncated_completions=False,
@@ -175,12 +179,14 @@ def build_trl(work: Workload, args, device):
     trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=config, train_dataset=Dataset.from_list(rows),
                           processing_class=tokenizer)
     trainer.create_optimizer_and_scheduler(num_training_steps=10**6)
-    trainer.current_gradient_accumulation_steps = 1  # what transformers' training loop sets
+    trainer.current_gradient_accumulation_steps = accumulation  # what transformers' training loop sets
     batches = iter(trainer.get_train_dataloader())
 
     def step() -> None:
         trainer.model.train()
-        trainer.training_step(trainer.model, next(batches), None)
+        generation_batch = next(batches)  # P x G rows: the first call generates, the rest read its buffer
+        for _ in range(accumulation):
+            trainer.training_step(trainer.model, generation_batch, None)
         trainer.accelerator.clip_grad_norm_(trainer.model.parameters(), config.max_grad_norm)
         trainer.optimizer.step()
         trainer.lr_scheduler.step()
@@ -206,9 +212,16 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object as the last line")
     parser.add_argument("--sampler", default="lean", choices=["lean", "generate"], help="Archer's rollout engine: LeanRolloutEngine or HFRolloutEngine (generate)")
     parser.add_argument("--no-share", action="store_true", help="run every row's prompt (no prompt sharing)")
+    parser.add_argument("--micro-batch", type=int, default=None,
+                        help="rows per backward pass, both frameworks (default: all P x G rows for tiny, 16 for smollm2: "
+                             "64 rows at once in both frameworks was killed on a 24 GiB machine, its memory peak at 23.3 GiB)")
     args = parser.parse_args()
     if args.new_tokens is None:
         args.new_tokens = 16 if args.model == "tiny" else 128
+    if args.micro_batch is None:
+        args.micro_batch = args.prompts * args.samples if args.model == "tiny" else 16
+    if (args.prompts * args.samples) % args.micro_batch:
+        parser.error(f"--micro-batch {args.micro_batch} must divide prompts x samples = {args.prompts * args.samples}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     work = Workload(args)
     other = build_trl(work, args, device) if args.trl else None
@@ -228,7 +241,8 @@ def main() -> None:
         results[name] = row
 
     first = args.constraints[0]
-    shape = f"{args.model}: {args.prompts} prompts x {args.samples} samples, {args.new_tokens} new tokens, {device}"
+    shape = (f"{args.model}: {args.prompts} prompts x {args.samples} samples, {args.new_tokens} new tokens, "
+             f"micro-batch {args.micro_batch}, {device}")
     print(f"\n== {shape}, {args.steps} timed steps (median)")
     for name, row in results.items():
         line = f"{name:11s} archer {row['archer_step_s']:.3f} s/step"
