@@ -175,7 +175,7 @@ def _train(cfg, run_dir, c, policy, tokenizer, device, scorer, started) -> dict:
         raise ConfigError(f"ckpt_path={cfg.ckpt_path} does not exist; point it at a run's checkpoints/last.ckpt")
     # a resumed run replaces these weights from the checkpoint: no warm-up, no evaluation of them;
     # its before-RL figures and time so far come from the checkpoint's record
-    if cfg.model.warmup.steps > 0 and not resuming:
+    if (OmegaConf.select(cfg, "model.warmup.steps", default=0) or 0) > 0 and not resuming:  # a model config may have no warmup
         warm_up(cfg, policy, tokenizer, c)
     # LoRA goes on after the warm-up (which trains the base itself) and before a checkpoint
     # restores the adapter; the base stays as loaded or warmed up
