@@ -136,10 +136,13 @@ class FastDecoder:
             self.keys[i][:, :, slot] = k[:, :, 0]
             self.values[i][:, :, slot] = v.view(b, kv, d)
             keys, values = self.keys[i][:, :, :end], self.values[i][:, :, :end]
-            if kv != h:
-                keys, values = keys.repeat_interleave(h // kv, dim=1), values.repeat_interleave(h // kv, dim=1)
+            # Grouped-query attention without copying the cache: the h // kv query heads that
+            # share a key/value head (heads kv_i * g ... kv_i * g + g - 1, as repeat_interleave
+            # pairs them) attend as g query rows of that head. Repeating the cache instead would
+            # copy all of it on every layer and token, which dominates decoding after long prompts.
+            q = q.reshape(b, kv, h // kv, d)
             attended = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)
-            hidden = hidden + F.linear(attended.transpose(1, 2).reshape(b, 1, h * d), wo, bo)
+            hidden = hidden + F.linear(attended.reshape(b, 1, h * d), wo, bo)
             gate, up = F.linear(self._rms(hidden, norm2), wgu).chunk(2, dim=-1)
             hidden = hidden + F.linear(F.silu(gate) * up, wdown)
         self.length = end
