@@ -227,6 +227,24 @@ def load_benchmark(name: str, limit: int | None = None) -> list[Sample]:
     return samples[:limit] if limit else samples
 
 
+def worked_examples(benchmark: str, ids: list[str]) -> list[dict[str, str]]:
+    """Few-shot examples for `ChatTemplate(examples=...)`: the problems `ids` of `benchmark`, in
+    that order, each answered with its worked solution (`info["solution"]`, e.g. SVAMP's gold
+    equation: "76 - 25 = 51. The answer is 51."). Take them from the training benchmark: a held-out
+    problem shown as an example would leak its answer."""
+    by_id = {s.id: s for s in load_benchmark(benchmark)}
+    examples = []
+    for problem_id in ids:
+        sample = by_id.get(str(problem_id))
+        if sample is None:
+            raise DataError(f"data.template.examples: no problem {problem_id!r} in benchmark {benchmark!r}")
+        if not sample.info.get("solution"):
+            raise DataError(f"data.template.examples: problem {problem_id!r} of {benchmark!r} has no worked "
+                            "solution (info['solution']); choose another problem")
+        examples.append({"problem": sample.problem, "response": sample.info["solution"]})
+    return examples
+
+
 def benchmark_kind(name: str) -> str:
     """`math`, `logic` or `code`: which verifier fits benchmark `name`."""
     if name not in BENCHMARKS:

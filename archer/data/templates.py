@@ -2,7 +2,8 @@
 
 - `PlainTemplate`: a format string, no chat markup (the tiny default; base models).
 - `ChatTemplate`: the tokenizer's chat template when it has one, else `fallback`; with the
-  R1-style instruction to put the final answer in \\boxed{} for math.
+  R1-style instruction to put the final answer in \\boxed{} for math, and optional worked
+  examples shown as earlier turns of the conversation (few-shot prompting).
 
 A sample that carries chat messages (`Sample.messages`, verl's rows) is sent through the
 chat template as it is, with `add_generation_prompt=True`: its messages already hold any
@@ -49,31 +50,53 @@ class PlainTemplate:
         return ids
 
 
+def _worked_examples(examples) -> list[tuple[str, str]]:
+    """`data.template.examples` as (problem, response) pairs, refused by index when malformed."""
+    pairs = []
+    for i, example in enumerate(examples or []):
+        problem = example.get("problem") if hasattr(example, "get") else None
+        response = example.get("response") if hasattr(example, "get") else None
+        if not (isinstance(problem, str) and problem.strip() and isinstance(response, str) and response.strip()):
+            raise ValueError(f"data.template.examples[{i}] must be {{problem: <text>, response: <text>}}, "
+                             f"both non-empty strings; got {example!r}")
+        pairs.append((problem, response))
+    return pairs
+
+
 class ChatTemplate(PlainTemplate):
-    """The tokenizer's chat template with one user turn: problem + instruction.
+    """The tokenizer's chat template: problem + instruction as the user's turn.
 
     Args:
         instruction: appended to the problem ("" for none).
         system: optional system message.
         fallback: format used when the tokenizer has no chat template.
+        examples: worked examples, `[{problem, response}, ...]`, shown before the problem as
+            earlier user/assistant turns (each user turn with the same instruction), so that a
+            small model sees the expected answer format. Take them from the training split,
+            never from the held-out one. Not added to rows that carry their own `messages`.
     """
 
     def __init__(self, instruction: str = R1_MATH_INSTRUCTION, system: str | None = None,
-                 fallback: str = "Question: {problem}\nAnswer: "):
+                 fallback: str = "Question: {problem}\nAnswer: ", examples=None):
         super().__init__(fallback, add_bos=True)
         self.instruction, self.system = instruction, system
+        self.examples = _worked_examples(examples)
+
+    def _ask(self, problem: str) -> str:
+        return f"{problem} {self.instruction}".strip()
 
     def text(self, sample: Sample, tokenizer) -> str:
         if sample.messages is not None:
             if not getattr(tokenizer, "chat_template", None):
                 return self.format.format(problem=plain_content(sample))
             return tokenizer.apply_chat_template(sample.messages, tokenize=False, add_generation_prompt=True)
-        content = f"{sample.problem} {self.instruction}".strip()
         if not getattr(tokenizer, "chat_template", None):
-            return self.format.format(problem=content)
-        messages = ([{"role": "system", "content": self.system}] if self.system else []) + [
-            {"role": "user", "content": content}
-        ]
+            shots = "".join(self.format.format(problem=self._ask(p)) + f"{r}\n\n" for p, r in self.examples)
+            return shots + self.format.format(problem=self._ask(sample.problem))
+        messages = [{"role": "system", "content": self.system}] if self.system else []
+        for problem, response in self.examples:
+            messages += [{"role": "user", "content": self._ask(problem)}, {"role": "assistant", "content": response}]
+        messages.append({"role": "user", "content": self._ask(sample.problem)})
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
     def encode(self, sample: Sample, tokenizer) -> list[int]:

@@ -233,3 +233,29 @@ def test_without_a_chat_template_messages_fill_the_plain_format():
     ids = ChatTemplate().encode(sample, tok)
     assert ids[0] == tok.bos_token_id and tok.decode(ids[1:]) == f"Question: {joined}\nAnswer: "
     assert PlainTemplate("{problem}\n").text(sample, tok) == f"{joined}\n"
+
+
+def test_worked_examples_are_earlier_turns_with_the_same_instruction():
+    examples = [{"problem": "2+2", "response": "2 + 2 = 4. The answer is 4."},
+                {"problem": "9-3", "response": "9 - 3 = 6. The answer is 6."}]
+    template = ChatTemplate(instruction="Box it.", system="Be brief.", examples=examples)
+    tok = build_char_tokenizer()
+    tok.chat_template = CHAT
+    assert template.text(Sample("y", "1+1", "2"), tok) == (
+        "<|system|>Be brief.\n"
+        "<|user|>2+2 Box it.\n<|assistant|>2 + 2 = 4. The answer is 4.\n"
+        "<|user|>9-3 Box it.\n<|assistant|>9 - 3 = 6. The answer is 6.\n"
+        "<|user|>1+1 Box it.\n<|assistant|>")
+    # without a chat template: the fallback format, once per example, then the problem
+    plain = ChatTemplate(instruction="", examples=examples[:1]).text(Sample("y", "1+1", "2"), build_char_tokenizer())
+    assert plain == "Question: 2+2\nAnswer: 2 + 2 = 4. The answer is 4.\n\nQuestion: 1+1\nAnswer: "
+    # rows with their own messages are sent as they are
+    verl = Sample("x", "What is 6 times 7?", "42", messages=VERL_ROWS[0]["prompt"])
+    assert "2+2" not in template.text(verl, tok)
+
+
+@pytest.mark.parametrize("bad", [[{"problem": "2+2"}], [{"problem": "", "response": "4"}], ["2+2 = 4"],
+                                 [{"problem": "2+2", "response": 4}]])
+def test_malformed_worked_examples_are_refused_by_index(bad):
+    with pytest.raises(ValueError, match=r"data.template.examples\[0\]"):
+        ChatTemplate(examples=bad)

@@ -65,3 +65,22 @@ def test_svamp_problems_carry_their_gold_equation_as_a_worked_answer():
         assert equation_solution(hostile, "1") is None, hostile
     svamp = load_benchmark("svamp")
     assert sum("solution" in s.info for s in svamp) == 999  # one SVAMP row's equation is not its answer
+
+
+def test_worked_examples_come_from_a_benchmark_in_the_order_asked_and_refuse_unknown_ids():
+    import pytest
+
+    from archer.data import DataError
+    from archer.data.benchmarks import worked_examples
+
+    examples = worked_examples("svamp1_train", ["chal-10", "chal-1"])
+    assert examples[1] == {"problem": load_benchmark("svamp1_train")[0].problem,
+                           "response": "76 - 25 = 51. The answer is 51."}
+    assert examples[0]["response"] == "9 + 12 = 21. The answer is 21."
+    with pytest.raises(DataError, match="no problem 'chal-9999' in benchmark 'svamp1_train'"):
+        worked_examples("svamp1_train", ["chal-9999"])
+    held_out = load_benchmark("svamp1_test")[0].id  # not in the training benchmark
+    with pytest.raises(DataError, match=held_out):
+        worked_examples("svamp1_train", [held_out])
+    with pytest.raises(DataError, match="no worked solution"):
+        worked_examples("amc23", [load_benchmark("amc23")[0].id])  # answers only
