@@ -134,6 +134,7 @@ def test_the_smollm2_experiment_and_its_eval_suite_grade_the_same_split_the_same
     assert evaluation.suite.sampling.temperature == train.heldout.temperature == train.rollout.temperature
     assert evaluation.suite.sampling.max_new_tokens == train.rollout.max_new_tokens
     assert evaluation.kinds.math.template.instruction == train.data.template.instruction
+    assert evaluation.kinds.math.template.examples == train.data.template.examples  # the same few-shot turns
     assert evaluation.kinds.math.verifier.answer_reader == train.verifier.answer_reader
     assert train.heldout.max_problems >= 232  # the whole held-out split
 
