@@ -1,9 +1,13 @@
-"""Write a seeded random sample of a shipped benchmark as a JSONL file for `archer-eval suite=files`,
+r"""Write a seeded random sample of a shipped benchmark as a JSONL file for `archer-eval suite=files`,
 e.g. to measure a base model's pass@k on training problems before choosing a task or a prompt
 (never on the held-out split you will report):
 
     python experiments/sample_problems.py svamp1_train --n 40 --seed 1 --out probe.jsonl
-    archer-eval suite=smollm2_math suite.benchmarks={} '+suite.paths=[probe.jsonl]' ...
+    archer-eval suite=files 'suite.paths=[probe.jsonl]' suite.k=8 suite.sampling.temperature=0.7 \
+      suite.sampling.max_new_tokens=64 model.path=~/.cache/archer/smollm2-135m-instruct \
+      ++kinds.math.verifier.answer_reader=boxed_or_stated_number \
+      "kinds.math.template.instruction='Solve it in one line and end with: The answer is <number>.'" \
+      '+kinds.math.template.examples={_target_:archer.data.benchmarks.worked_examples,benchmark:svamp1_train,ids:[chal-1,chal-10,chal-12,chal-30]}'
 
 Rows keep the benchmark's ids, problems and answers; `--exclude` drops ids (e.g. few-shot examples).
 """
