@@ -90,7 +90,17 @@ def build_components(cfg: DictConfig) -> Components:
             if isinstance(root, (ConfigError, DataError)):
                 raise root from None
             raise ConfigError(f"could not build `{key}` ({OmegaConf.select(cfg, key + '._target_')}): {root}") from err
+    _refuse_held_out_examples(built["template"], built["data"])
     return Components(**built)
+
+
+def _refuse_held_out_examples(template, data) -> None:
+    """A few-shot example that is a held-out problem shows its answer before it is graded."""
+    held_out = {s.problem.strip() for s in getattr(data, "heldout", None) or []}
+    for i, (problem, _) in enumerate(getattr(template, "examples", ())):
+        if problem.strip() in held_out:
+            raise ConfigError(f"data.template.examples[{i}] is a held-out problem ({problem[:60]!r}...): "
+                              "its worked answer would leak into every prompt; take examples from the training split")
 
 
 def build_policy(cfg: DictConfig):

@@ -145,3 +145,16 @@ def test_the_files_suite_needs_paths():
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose(config_name="eval", overrides=["suite=files"])
     assert OmegaConf.is_missing(cfg.suite, "paths") and cfg.suite.kind in cfg.kinds
+
+
+def test_a_few_shot_example_that_is_a_held_out_problem_is_refused_by_key():
+    from archer.config_checks import ConfigError
+    from archer.data import load_benchmark
+    from archer.train import build_components
+
+    held_out = load_benchmark("svamp1_test")[5].problem
+    cfg = _compose_train(["experiment=smollm2_math"])
+    build_components(cfg)  # the committed examples come from the training split
+    cfg.data.template.examples = [{"problem": held_out + " ", "response": "1 + 1 = 2. The answer is 2."}]
+    with pytest.raises(ConfigError, match=r"data.template.examples\[0\] is a held-out problem"):
+        build_components(cfg)
