@@ -35,7 +35,15 @@ def read_samples(folder: Path) -> list[dict]:
     path = Path(folder) / "samples.jsonl"
     if not path.is_file():
         raise SystemExit(f"{path}: no samples.jsonl; point at an archer-eval out_dir")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    rows = []
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise SystemExit(f"{path}:{line_no}: not valid JSON ({err.msg}); rerun archer-eval with that out_dir "
+                                 "to finish it") from err
+    return rows
 
 
 def answer_prior(rows: list[dict], gold: dict[str, str], small: set[float]) -> dict[str, float]:

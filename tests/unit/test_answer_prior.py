@@ -36,3 +36,6 @@ def test_a_folder_without_samples_is_named(tmp_path):
         answer_prior_module.read_samples(tmp_path)
     (tmp_path / "samples.jsonl").write_text(json.dumps(_row("p1", "1", 1.0)) + "\n\n")
     assert answer_prior_module.read_samples(tmp_path) == [_row("p1", "1", 1.0)]
+    (tmp_path / "samples.jsonl").write_text(json.dumps(_row("p1", "1", 1.0)) + '\n{"benchmark": "b", "probl\n')
+    with pytest.raises(SystemExit, match=r"samples.jsonl:2: not valid JSON"):
+        answer_prior_module.read_samples(tmp_path)
